@@ -1,0 +1,74 @@
+"""Dataset registry: names to loaders, and paths to the loader that reads them."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+from genzoo.data.base import Dataset
+from genzoo.errors import GenzooError, unknown_name
+
+Loader = Callable[..., Dataset]
+_LOADERS: dict[str, Loader] = {}
+# (predicate on an existing path, loader name): first match wins.
+_PATH_RULES: list[tuple[Callable[[Path], bool], str]] = []
+
+
+def register_dataset(name: str, *, reads: Callable[[Path], bool] | None = None):
+    """Register a loader under `name`; `reads(path)` says it can load a user's path."""
+
+    def wrap(fn: Loader) -> Loader:
+        _LOADERS[name] = fn
+        if reads is not None:
+            _PATH_RULES.append((reads, name))
+        return fn
+
+    return wrap
+
+
+def dataset_names() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def dataset_options(name: str) -> dict[str, object]:
+    """Keyword options a loader accepts, with their defaults (for `--set data.x=v`)."""
+    params = inspect.signature(_LOADERS[name]).parameters
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def resolve(name_or_path: str | Path) -> tuple[str, Path | None]:
+    """Which loader handles `name_or_path`, and the path it should read (None for a name)."""
+    key = str(name_or_path)
+    if key in _LOADERS:
+        return key, None
+    path = Path(key).expanduser()
+    if path.exists():
+        for reads, name in _PATH_RULES:
+            if reads(path):
+                return name, path
+        raise GenzooError(
+            f"don't know how to read '{path}': give a folder of PNG/JPEG images or an MNIST idx file"
+        )
+    if "/" in key or key.startswith("."):
+        raise GenzooError(f"data path '{key}' does not exist; check the path or use a dataset name")
+    raise unknown_name("dataset", key, _LOADERS)
+
+
+def load_dataset(name_or_path: str | Path, **options) -> Dataset:
+    """Load a registered dataset by name (`"digits"`) or any path a loader can read.
+
+    >>> ds = load_dataset("digits")
+    >>> ds.split("train").tensors[0].shape
+    torch.Size([1000, 1, 8, 8])
+    """
+    name, path = resolve(name_or_path)
+    accepted = dataset_options(name)
+    for key in options:
+        if key not in accepted:
+            raise GenzooError(
+                f"dataset '{name}' has no option '{key}'; it accepts: {', '.join(accepted) or 'none'}"
+            )
+    if path is not None:
+        return _LOADERS[name](path, **options)
+    return _LOADERS[name](**options)

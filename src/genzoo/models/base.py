@@ -1,0 +1,185 @@
+"""The model contract every family follows, and saving/loading without pickle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from genzoo.data.base import DataInfo
+from genzoo.errors import GenzooError, did_you_mean
+
+LogProbKind = Literal["exact", "bound", "estimate"] | None
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model config has: the shape and units of the data it models.
+
+    Filled from a `DataInfo` by `GenerativeModel.for_data`, so a saved config alone is
+    enough to rebuild the network.
+    """
+
+    data_shape: tuple[int, ...] = (1, 8, 8)
+    data_levels: int | None = 17
+    data_low: float = 0.0
+    data_high: float = 16.0
+    num_classes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise GenzooError(
+                    f"unknown config key '{key}' for {cls.__qualname__}{did_you_mean(key, known)}"
+                )
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(hints[k], v) for k, v in values.items()})
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """JSON gives lists where the config wants tuples; fix that and nothing else."""
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+@dataclass
+class Phase:
+    """One optimizer of a model: the Trainer builds it and steps it in order.
+
+    Families with one optimizer need nothing: the default is a single phase "main"
+    over all parameters. GANs declare e.g. `Phase("disc", d_params, lr_scale=4.0, repeats=5)`
+    then `Phase("gen", g_params)`; the Trainer calls `model.loss(batch, phase=name)` for each.
+    """
+
+    name: str
+    parameters: list[nn.Parameter] = field(repr=False)
+    lr_scale: float = 1.0
+    repeats: int = 1
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every genzoo model.
+
+    Subclasses set `Config` (a `ModelConfig` dataclass), `log_prob_kind`, `family`,
+    `modalities`, and implement `loss`, `sample` and (when they have one) `log_prob`.
+    Batches are whatever the dataset yields: for image and vector data a tuple
+    `(x, y)` with `x` in the dataset's units and `y` the labels (-1 when unlabelled).
+    """
+
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    modalities: ClassVar[tuple[str, ...]] = ()
+    log_prob_kind: ClassVar[LogProbKind] = None
+    # Trainer defaults that suit this family (lr, batch_size, max_steps, ...); `--set` overrides.
+    train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__qualname__}, got {type(config)}")
+        self.config = config
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def for_data(cls, info: DataInfo, **overrides: Any) -> GenerativeModel:
+        """Build a model sized for `info`, with any config field overridden by name."""
+        data_fields = {
+            "data_shape": tuple(info.shape),
+            "data_levels": info.levels,
+            "data_low": info.low,
+            "data_high": info.high,
+            "num_classes": info.num_classes,
+        }
+        config = cls.Config.from_dict({**data_fields, **overrides})
+        if info.modality not in cls.modalities:
+            raise GenzooError(
+                f"model '{cls.name}' handles {', '.join(cls.modalities)} data, but '{info.name}' is "
+                f"{info.modality} data; pick a model listed for it by `genzoo list`"
+            )
+        return cls(config)
+
+    # ---- the contract -------------------------------------------------------------
+    def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
+        """Losses for one batch; `"loss"` is minimised, other keys are logged."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+        """`n` samples in the dataset's units, deterministic for a seeded `generator`."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example log-likelihood in nats (its kind is `log_prob_kind`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no log-likelihood")
+
+    def phases(self) -> list[Phase]:
+        """The optimizers the Trainer should build (see `Phase`)."""
+        return [Phase("main", [p for p in self.parameters() if p.requires_grad])]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- persistence --------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write `config.json` and `model.safetensors` (atomically) into `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"model": self.name, "config": self.config.to_dict()}
+        _atomic_write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2))
+        save_weights(self.state_dict(), directory / WEIGHTS_FILE)
+
+
+def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors needs contiguous, unshared tensors; write to a temp file then rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu().clone() for k, v in state.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def load(directory: str | Path, *, device: str | torch.device = "cpu") -> GenerativeModel:
+    """Load a model written by `save_pretrained` (or a training run directory)."""
+    from genzoo.models.registry import get_model_class
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise GenzooError(
+            f"'{directory}' is not a genzoo model or run: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
+            "(train one with `genzoo train`)"
+        )
+    try:
+        payload = json.loads(config_path.read_text())
+        cls = get_model_class(payload["model"])
+        config = cls.Config.from_dict(payload["config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise GenzooError(f"'{config_path}' is not a valid genzoo config ({err})") from err
+    model = cls(config)
+    try:
+        state = load_file(str(weights_path))
+    except Exception as err:  # safetensors raises its own error types
+        raise GenzooError(f"'{weights_path}' is not a readable safetensors file ({err})") from err
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,68 @@
+"""Training hyper-parameters shared by every family (model hyper-parameters live in the model's Config)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from genzoo.errors import GenzooError, did_you_mean
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    lr_schedule: str = "cosine"  # "cosine" (decays to min_lr_ratio * lr at the last step) or "constant"
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    ema_decay: float = 0.0  # 0 = no EMA; else e.g. 0.999
+    max_steps: int = 2000  # used when neither epochs nor time_budget is given
+    epochs: float = 0.0  # > 0: train this many passes over the training split instead
+    time_budget: float = 0.0  # seconds; > 0: stop when spent (the schedule assumes max_steps)
+    eval_every: int = 500  # validation loss every N steps (0 = only at the end)
+    eval_batches: int = 20  # batches of the val split per validation
+    checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
+    log_every: int = 50
+    max_nonfinite: int = 20  # abort after this many non-finite losses in a row
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        checks = [
+            (self.lr > 0, "lr must be > 0"),
+            (self.batch_size > 0, "batch_size must be > 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.lr_schedule in ("cosine", "constant"), "lr_schedule must be 'cosine' or 'constant'"),
+            (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
+            (self.grad_clip >= 0, "grad_clip must be >= 0"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
+            (self.max_steps > 0, "max_steps must be > 0"),
+            (self.epochs >= 0, "epochs must be >= 0"),
+            (self.time_budget >= 0, "time_budget must be >= 0"),
+            (self.checkpoint_every > 0, "checkpoint_every must be > 0"),
+            (self.log_every > 0, "log_every must be > 0"),
+            (self.max_nonfinite > 0, "max_nonfinite must be > 0"),
+            (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GenzooError(f"invalid training setting: {message}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        names = cls.field_names()
+        for key in values:
+            if key not in names:
+                raise GenzooError(f"unknown training setting '{key}'{did_you_mean(key, names)}")
+        return cls(**values)
