@@ -137,13 +137,16 @@ class GenerativeModel(nn.Module):
         return next(self.parameters()).device
 
     # ---- persistence --------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write `config.json` and `model.safetensors` (atomically) into `directory`."""
+    def save_pretrained(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write `config.json` and `model.safetensors` (atomically) into `directory`.
+
+        `state_dict` replaces this model's own weights in the file (the Trainer passes EMA weights).
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         payload = {"model": self.name, "config": self.config.to_dict()}
         _atomic_write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2))
-        save_weights(self.state_dict(), directory / WEIGHTS_FILE)
+        save_weights(state_dict if state_dict is not None else self.state_dict(), directory / WEIGHTS_FILE)
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:

@@ -14,7 +14,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 0
-    lr_schedule: str = "cosine"  # "cosine" (decays to min_lr_ratio * lr at the last step) or "constant"
+    lr_schedule: str = "cosine"  # "cosine" (decays to min_lr_ratio * lr over lr_decay_steps) or "constant"
+    # Length of the cosine decay; 0 = the run's length. A fixed value (as nanoGPT's lr_decay_iters)
+    # makes a short run a prefix of a long one, so stopping and resuming changes nothing.
+    lr_decay_steps: int = 0
     min_lr_ratio: float = 0.1
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema_decay: float = 0.0  # 0 = no EMA; else e.g. 0.999
@@ -36,6 +39,7 @@ class TrainConfig:
             (self.batch_size > 0, "batch_size must be > 0"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.lr_decay_steps >= 0, "lr_decay_steps must be >= 0"),
             (self.lr_schedule in ("cosine", "constant"), "lr_schedule must be 'cosine' or 'constant'"),
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
             (self.grad_clip >= 0, "grad_clip must be >= 0"),

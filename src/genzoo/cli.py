@@ -1,0 +1,168 @@
+"""The `genzoo` command (contract in DESIGN.md; other tools script against it, keep it stable)."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genzoo.errors import GenzooError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genzoo",
+        description="Train, sample, evaluate and compare deep generative models on your own data.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the registered models")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--data", action="store_true", help="list dataset names instead of models")
+
+    p = sub.add_parser("train", help="train a model into a run directory")
+    p.add_argument("model", help="model name (see `genzoo list`)")
+    p.add_argument("--data", required=True, help="dataset name (digits, mnist, toy2d-ring, ...) or a path")
+    p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
+    p.add_argument("--config", type=Path, help="YAML file of settings (flat, or grouped under model/train/data)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--max-steps", type=int, help="optimizer steps to train for")
+    budget.add_argument("--epochs", type=float, help="passes over the training split")
+    budget.add_argument("--time-budget", help="stop after this long: 90s, 5m, 1h")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sample", help="draw samples from a trained run")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", required=True, type=Path, help=".png (grid or scatter) or .npy (raw, dataset units)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
+    p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
+    p.add_argument("--steps", type=int, help="sampler steps")
+    p.add_argument("--top-k", type=int, dest="top_k")
+    p.add_argument("--top-p", type=float, dest="top_p")
+
+    p = sub.add_parser("evaluate", help="measure a trained run on a data split")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--split", default="test")
+    p.add_argument("--metrics", default="nll", help="comma-separated, e.g. nll")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    if args.data:
+        from genzoo.data import dataset_names
+
+        names = dataset_names()
+        print(json.dumps(names) if args.json else "\n".join(names))
+        return
+    from genzoo.models import describe_models
+
+    rows = describe_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'name':<12} {'family':<10} {'modalities':<18} {'log_prob':<9} description")
+    for r in rows:
+        mods = ",".join(r["modalities"])
+        print(f"{r['name']:<12} {r['family']:<10} {mods:<18} {r['log_prob'] or '-':<9} {r['description']}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from genzoo.settings import parse_assignments, parse_duration, read_config_file
+    from genzoo.train.run import train
+
+    settings = read_config_file(args.config) if args.config else {}
+    settings.update(parse_assignments(args.set))
+    flags = {
+        "train.max_steps": args.max_steps,
+        "train.epochs": args.epochs,
+        "train.time_budget": parse_duration(args.time_budget) if args.time_budget else None,
+        "train.seed": args.seed,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    model, metrics = train(
+        args.model, args.data, args.out, settings, resume=args.resume, device=args.device, quiet=args.quiet
+    )
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    print(f"trained {model.name} into {args.out}: {shown}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from genzoo.train.run import load_run
+    from genzoo.viz import save_samples
+
+    if args.n <= 0:
+        raise GenzooError("-n must be a positive number of samples")
+    suffix = args.out.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        raise GenzooError(f"--out must end in .png or .npy, got '{args.out.name}'")
+    model, spec = load_run(args.run, device=args.device)
+    options = {k: getattr(args, k) for k in ("temperature", "sampler", "steps", "top_k", "top_p")}
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = inspect.signature(model.sample).parameters
+    for key in options:
+        if key not in accepted:
+            raise GenzooError(f"model '{spec.model}' does not take --{key.replace('_', '-')}")
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    samples = model.sample(args.n, generator=generator, **options).cpu()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npy":
+        np.save(args.out, samples.numpy())
+    else:
+        save_samples(samples, spec.load_data().info, args.out)
+    print(f"wrote {args.n} samples to {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from genzoo.evaluation import evaluate_run
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    result = evaluate_run(args.run, split=args.split, metrics=metrics, seed=args.seed, device=args.device)
+    if args.json:
+        print(json.dumps(result))
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except GenzooError as err:
+        if args.debug:
+            raise
+        print(f"genzoo: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        hint = "; a checkpoint was saved, continue with --resume" if args.command == "train" else ""
+        print(f"genzoo: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genzoo.data import load_dataset
+from genzoo.errors import GenzooError
+from genzoo.train import TrainConfig, Trainer, train
+from genzoo.train.schedule import lr_factor
+
+
+def _settings(**extra):
+    base = {
+        "lr": 0.05,
+        "batch_size": 32,
+        "max_steps": 30,
+        "eval_every": 10,
+        "checkpoint_every": 7,
+        "log_every": 5,
+        "ema_decay": 0.9,
+        "lr_decay_steps": 30,
+        "warmup_steps": 3,
+    }
+    return {**base, **extra}
+
+
+def test_training_fits_the_data_mean(gaussian_model, tmp_path):
+    settings = _settings(max_steps=200, lr=0.5, lr_decay_steps=0)
+    model, metrics = train("test-gaussian", "digits", tmp_path / "run", settings, quiet=True)
+    data_mean = load_dataset("digits").split("train").tensors[0].flatten(1).mean(0)
+    correlation = torch.corrcoef(torch.stack([model.mean.detach(), data_mean]))[0, 1]
+    assert correlation > 0.9  # from all-zero means; zero-variance pixels pull weights apart
+    assert "val_loss" in metrics
+    lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("split") == "val" for r in lines)
+    assert lines[-1]["step"] == 200
+    train_losses = [r["loss"] for r in lines if "lr" in r]
+    assert train_losses[-1] < 0.5 * train_losses[0]
+    assert not list((tmp_path / "run").glob("*.tmp"))
+    for name in ("config.json", "model.safetensors", "trainer_state.pt", "run.json", "samples.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+
+
+def test_resumed_run_is_bit_identical(gaussian_model, tmp_path):
+    train("test-gaussian", "digits", tmp_path / "a", _settings(max_steps=30), quiet=True)
+    train("test-gaussian", "digits", tmp_path / "b", _settings(max_steps=16), quiet=True)
+    train("test-gaussian", "digits", tmp_path / "b", {"max_steps": 30}, resume=True, quiet=True)
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa = torch.load(tmp_path / "a" / "trainer_state.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "trainer_state.pt", weights_only=True)
+    assert torch.equal(sa["rng"], sb["rng"]) and sa["step"] == sb["step"] == 30
+
+
+def test_different_seeds_differ(gaussian_model, tmp_path):
+    train("test-gaussian", "digits", tmp_path / "a", _settings(seed=1), quiet=True)
+    train("test-gaussian", "digits", tmp_path / "b", _settings(seed=2), quiet=True)
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert not torch.equal(a["mean"], b["mean"])
+
+
+def test_existing_run_is_not_overwritten(gaussian_model, tmp_path):
+    train("test-gaussian", "digits", tmp_path / "a", _settings(max_steps=5), quiet=True)
+    before = (tmp_path / "a" / "model.safetensors").read_bytes()
+    with pytest.raises(GenzooError, match="already holds a run"):
+        train("test-gaussian", "digits", tmp_path / "a", _settings(max_steps=5), quiet=True)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == before
+
+
+def test_nonfinite_losses_are_skipped_then_abort(gaussian_model, tmp_path):
+    settings = _settings(max_steps=100, max_nonfinite=4, nan_after=10)
+    with pytest.raises(GenzooError, match="non-finite for 4 steps in a row"):
+        train("test-gaussian", "digits", tmp_path / "run", settings, quiet=True)
+    state = torch.load(tmp_path / "run" / "trainer_state.pt", weights_only=True)
+    assert state["nonfinite_total"] == 4
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values())  # skipped steps never touched them
+
+
+def test_time_budget_and_epochs_set_the_length(gaussian_model, tmp_path):
+    data = load_dataset("digits")
+    model = gaussian_model.for_data(data.info)
+    trainer = Trainer(model, data, TrainConfig(batch_size=100, epochs=2), tmp_path / "e", quiet=True)
+    assert trainer.total_steps == 20  # 1000 images / 100 per batch * 2 epochs
+    model = gaussian_model.for_data(data.info)
+    trainer = Trainer(model, data, TrainConfig(max_steps=10**6, time_budget=0.5), tmp_path / "t", quiet=True)
+    trainer.fit()
+    assert 0 < trainer.step < 10**6
+
+
+def test_interrupt_saves_a_checkpoint(gaussian_model, tmp_path, monkeypatch):
+    data = load_dataset("digits")
+    model = gaussian_model.for_data(data.info)
+    trainer = Trainer(model, data, TrainConfig(max_steps=50, checkpoint_every=1000), tmp_path, quiet=True)
+    original = trainer._train_step
+
+    def interrupting_step():
+        if trainer.step == 12:
+            raise KeyboardInterrupt
+        return original()
+
+    monkeypatch.setattr(trainer, "_train_step", interrupting_step)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["step"] == 12
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, 100, 10, "cosine", 0.1) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+    assert lr_factor(50, 100, 0, "constant", 0.1) == 1.0
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"lr": -1}, "lr must be > 0"),
+        ({"batch_size": 0}, "batch_size must be > 0"),
+        ({"lrr": 1.0}, "did you mean 'lr'"),
+        ({"batch_size": 1.5}, "expects int"),
+    ],
+)
+def test_bad_settings_are_rejected(gaussian_model, tmp_path, settings, message):
+    with pytest.raises(GenzooError, match=message):
+        train("test-gaussian", "digits", tmp_path / "run", settings, quiet=True)
+    assert not Path(tmp_path / "run").exists()
