@@ -47,10 +47,13 @@ def resolve(name_or_path: str | Path) -> tuple[str, Path | None]:
         for reads, name in _PATH_RULES:
             if reads(path):
                 return name, path
+        readers = ", ".join(sorted({name for _, name in _PATH_RULES})) or "none"
         raise GenzooError(
-            f"don't know how to read '{path}': give a folder of PNG/JPEG images or an MNIST idx file"
+            f"no dataset loader can read '{path}' (loaders that take paths: {readers}); "
+            "give e.g. a folder of PNG/JPEG images or an MNIST idx file"
         )
-    if "/" in key or key.startswith("."):
+    # Dataset names have no slashes or file suffixes, so such a key was meant as a path.
+    if any(c in key for c in "/\\") or key.startswith((".", "~")) or path.suffix:
         raise GenzooError(f"data path '{key}' does not exist; check the path or use a dataset name")
     raise unknown_name("dataset", key, _LOADERS)
 
