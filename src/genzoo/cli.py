@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model name (see `genzoo list`)")
     p.add_argument("--data", required=True, help="dataset name (digits, mnist, toy2d-ring, ...) or a path")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
-    p.add_argument("--config", type=Path, help="YAML file of settings (flat, or grouped under model/train/data)")
+    p.add_argument(
+        "--config", type=Path, help="YAML file of settings (flat, or grouped under model/train/data)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--max-steps", type=int, help="optimizer steps to train for")
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--out", required=True, type=Path, help=".png (grid or scatter) or .npy (raw, dataset units)")
+    p.add_argument(
+        "--out", required=True, type=Path, help=".png (grid or scatter) or .npy (raw, dataset units)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
@@ -59,7 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="measure a trained run on a data split")
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--split", default="test")
-    p.add_argument("--metrics", default="nll", help="comma-separated, e.g. nll")
+    p.add_argument(
+        "--metrics",
+        default="nll",
+        help="comma-separated: nll, fid, kid, is, precision, recall, density, coverage, classes, memorization, modes",
+    )
+    p.add_argument(
+        "--num-samples", type=int, default=1000, help="samples drawn for sample metrics (default 1000)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -135,12 +146,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from genzoo.evaluation import evaluate_run
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    result = evaluate_run(args.run, split=args.split, metrics=metrics, seed=args.seed, device=args.device)
+    result = evaluate_run(
+        args.run,
+        split=args.split,
+        metrics=metrics,
+        seed=args.seed,
+        num_samples=args.num_samples,
+        device=args.device,
+    )
     if args.json:
         print(json.dumps(result))
         return
     width = max(len(k) for k in result)
     for key, value in result.items():
+        if isinstance(value, list | dict):
+            continue  # per-class detail: in --json only
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
 

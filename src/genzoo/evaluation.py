@@ -1,55 +1,164 @@
-"""`genzoo evaluate`: the metrics asked for, on one split, as one flat dict (keys as in DESIGN.md)."""
+"""`genzoo evaluate`: the metrics asked for, on one split, as one flat dict (keys as in DESIGN.md).
+
+Likelihood metrics read the split; sample metrics draw `num_samples` samples once (seeded) and
+compare them with the split through one feature extractor, named in the result:
+the genzoo domain classifier for labelled images, the raw values for vectors.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from genzoo.data.base import Dataset
+from genzoo.data.toy2d import toy2d_modes
 from genzoo.errors import GenzooError, unknown_name
-from genzoo.metrics.likelihood import evaluate_nll
+from genzoo.metrics import (
+    QUALITY_METRICS,
+    ModuleFeatures,
+    class_coverage,
+    domain_classifier_for,
+    evaluate_nll,
+    memorization,
+    modes_covered,
+    sample_quality,
+)
 from genzoo.models.base import GenerativeModel
 from genzoo.train.run import load_run
 
 
-def _nll(model: GenerativeModel, data: Dataset, split: str, options: dict[str, Any]) -> dict[str, Any]:
+def cache_dir() -> Path:
+    """Where trained domain classifiers are kept: $GENZOO_CACHE, else ~/.cache/genzoo."""
+    return Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")) / "classifiers"
+
+
+class Evaluation:
+    """What the metrics share: the model, the split, one seeded sample set, one feature extractor."""
+
+    def __init__(
+        self,
+        model: GenerativeModel,
+        data: Dataset,
+        split: str,
+        *,
+        seed: int,
+        num_samples: int,
+        batch_size: int,
+    ):
+        self.model, self.data, self.split, self.seed = model, data, split, seed
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.x, self.y = data.split(split).tensors
+
+    @cached_property
+    def samples(self) -> torch.Tensor:
+        generator = torch.Generator(device=self.model.device).manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self.model.sample(self.num_samples, generator=generator).cpu()
+
+    @cached_property
+    def classifier(self):
+        return domain_classifier_for(self.data, cache_dir())
+
+    @cached_property
+    def extractor(self):
+        info = self.data.info
+        if info.modality == "image" and info.num_classes >= 2:
+            return self.classifier
+        return ModuleFeatures(nn.Flatten(), name="raw-values")
+
+
+def _nll(ev: Evaluation) -> dict[str, Any]:
+    model = ev.model
     if model.log_prob_kind is None:
-        raise GenzooError(f"model '{model.name}' has no likelihood, so 'nll' is not defined; ask for other metrics")
-    x = data.split(split).tensors[0]
+        raise GenzooError(
+            f"model '{model.name}' has no likelihood, so 'nll' is not defined; ask for other metrics"
+        )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(options["seed"])  # importance samples are random: fix them
-        result = evaluate_nll(model, x, batch_size=options["batch_size"])
+        torch.manual_seed(ev.seed)  # importance and dequantization noise: fix it
+        result = evaluate_nll(model, ev.x, batch_size=ev.batch_size)
         if hasattr(model, "elbo"):  # a bound beside an estimate shows how tight the estimate is
-            elbo = torch.cat([model.elbo(b.to(model.device)).cpu() for b in x.split(options["batch_size"])])
+            elbo = torch.cat([model.elbo(b.to(model.device)).cpu() for b in ev.x.split(ev.batch_size)])
             result["nll_bound"] = float(-elbo.mean())
     return result
 
 
-# name -> function(model, dataset, split, options) -> dict of result keys
-METRICS: dict[str, Callable[[GenerativeModel, Dataset, str, dict[str, Any]], dict[str, Any]]] = {"nll": _nll}
+def _classes(ev: Evaluation) -> dict[str, Any]:
+    if ev.data.info.num_classes < 2:
+        raise GenzooError(f"'classes' needs labelled data, and '{ev.data.info.name}' has no labels")
+    predicted = ev.classifier.predict(ev.samples)
+    result = class_coverage(predicted, ev.data.info.num_classes, data_labels=ev.y)
+    return {**result, "classifier": ev.classifier.name}
 
 
-def evaluate_run(
-    run_dir: str | Path,
+def _memorization(ev: Evaluation) -> dict[str, Any]:
+    train_x = ev.data.split("train").tensors[0]
+    result = memorization(ev.samples.flatten(1), train_x.flatten(1))
+    return {f"memorization_{k}" if not k.startswith("memorized") else k: v for k, v in result.items()}
+
+
+def _modes(ev: Evaluation) -> dict[str, Any]:
+    modes = toy2d_modes(ev.data.info.name)
+    if modes is None:
+        raise GenzooError("'modes' is defined for the Gaussian-mixture data toy2d-ring and toy2d-grid only")
+    centers, std = modes
+    result = modes_covered(ev.samples, centers, std)
+    return {
+        "modes": result["modes"],
+        "num_modes": result["num_modes"],
+        "high_quality_share": result["high_quality_share"],
+    }
+
+
+# name -> function(evaluation) -> dict of result keys; the sample-quality names share one pass.
+METRICS: dict[str, Callable[[Evaluation], dict[str, Any]]] = {
+    "nll": _nll,
+    "classes": _classes,
+    "memorization": _memorization,
+    "modes": _modes,
+}
+ALL_METRICS = (*METRICS, *QUALITY_METRICS)
+
+
+def evaluate_model(
+    model: GenerativeModel,
+    data: Dataset,
     *,
     split: str = "test",
     metrics: list[str] | tuple[str, ...] = ("nll",),
     seed: int = 0,
+    num_samples: int = 1000,
     batch_size: int = 256,
-    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Evaluate a training run: `{"model", "data", "split", "n", <metric keys>...}`."""
+    """Evaluate a model on a split of `data`; returns the metric keys (plus `n`, and `n_samples` when drawn)."""
     for name in metrics:
-        if name not in METRICS:
-            raise unknown_name("metric", name, METRICS)
-    model, spec = load_run(run_dir, device=device)
-    data = spec.load_data()
-    result: dict[str, Any] = {"model": spec.model, "data": spec.data, "split": split, "n": len(data.split(split))}
-    options = {"seed": seed, "batch_size": batch_size}
-    with torch.no_grad():
-        for name in metrics:
-            result.update(METRICS[name](model, data, split, options))
+        if name not in ALL_METRICS:
+            raise unknown_name("metric", name, ALL_METRICS)
+    if num_samples <= 0:
+        raise GenzooError("--num-samples must be positive")
+    ev = Evaluation(model, data, split, seed=seed, num_samples=num_samples, batch_size=batch_size)
+    result: dict[str, Any] = {"n": len(ev.x)}
+    quality = [m for m in metrics if m in QUALITY_METRICS]
+    if quality:
+        scores = sample_quality(ev.x, ev.samples, ev.extractor, quality, seed=seed, batch_size=batch_size)
+        result.update({k: v for k, v in scores.items() if k != "n_real"})
+    for name in metrics:
+        if name in METRICS:
+            result.update(METRICS[name](ev))
+    if "samples" in ev.__dict__:
+        result["n_samples"] = len(ev.samples)
+    result.pop("n_fake", None)
     return result
+
+
+def evaluate_run(run_dir: str | Path, *, device: str = "cpu", **options: Any) -> dict[str, Any]:
+    """Evaluate a training run: `{"model", "data", "split", "n", <metric keys>...}` (options as `evaluate_model`)."""
+    model, spec = load_run(run_dir, device=device)
+    result = evaluate_model(model, spec.load_data(), **options)
+    return {"model": spec.model, "data": spec.data, "split": options.get("split", "test"), **result}

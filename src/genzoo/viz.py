@@ -11,7 +11,9 @@ import torch
 from genzoo.data.base import DataInfo
 
 
-def image_grid(images: torch.Tensor, low: float, high: float, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+def image_grid(
+    images: torch.Tensor, low: float, high: float, ncol: int | None = None, pad: int = 1
+) -> np.ndarray:
     """(N, C, H, W) in [low, high] -> one uint8 array (rows*H, cols*W[, C]) with `pad` pixels between tiles."""
     n, c, h, w = images.shape
     ncol = ncol or math.ceil(math.sqrt(n))

@@ -137,7 +137,9 @@ class GenerativeModel(nn.Module):
         return next(self.parameters()).device
 
     # ---- persistence --------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    def save_pretrained(
+        self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> None:
         """Write `config.json` and `model.safetensors` (atomically) into `directory`.
 
         `state_dict` replaces this model's own weights in the file (the Trainer passes EMA weights).

@@ -58,7 +58,9 @@ class RunSpec:
     def read(cls, run_dir: str | Path) -> RunSpec:
         path = Path(run_dir) / RUN_FILE
         if not path.is_file():
-            raise GenzooError(f"'{run_dir}' is not a genzoo run (no {RUN_FILE}); train one with `genzoo train`")
+            raise GenzooError(
+                f"'{run_dir}' is not a genzoo run (no {RUN_FILE}); train one with `genzoo train`"
+            )
         try:
             payload = json.loads(path.read_text())
             return cls(**{k: payload[k] for k in cls.__dataclass_fields__})
@@ -99,11 +101,15 @@ def train(
         if spec.model != model:
             raise GenzooError(f"'{out}' is a run of '{spec.model}', not '{model}'")
         if routed["model"] or routed["data"]:
-            raise GenzooError("a resumed run keeps its model and data settings; only training settings may change")
+            raise GenzooError(
+                "a resumed run keeps its model and data settings; only training settings may change"
+            )
         spec.train_settings.update(routed["train"])
     else:
         if (out / STATE_FILE).exists() or (out / RUN_FILE).exists():
-            raise GenzooError(f"'{out}' already holds a run; pass --resume to continue it or choose another --out")
+            raise GenzooError(
+                f"'{out}' already holds a run; pass --resume to continue it or choose another --out"
+            )
         spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
     config = spec.train_config()
     dataset = spec.load_data()

@@ -307,4 +307,3 @@ class _TensorBoard:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
-

@@ -1,0 +1,56 @@
+"""Metrics over tensors: likelihood (nll/bpd/bpc), sample quality (FID/KID/IS/precision-recall),
+diversity diagnostics and the feature extractors they look through.
+
+Metrics take tensors (or a loaded model for likelihoods), never a run directory.
+"""
+
+from genzoo.metrics.diversity import class_coverage, memorization, modes_covered
+from genzoo.metrics.features import (
+    ClassifierConfig,
+    DomainClassifier,
+    FeatureExtractor,
+    ModuleFeatures,
+    domain_classifier_for,
+    train_domain_classifier,
+)
+from genzoo.metrics.fid import GaussianStats, frechet_distance, frechet_distance_from_stats
+from genzoo.metrics.inception import InceptionV3FID
+from genzoo.metrics.inception_score import inception_score
+from genzoo.metrics.kid import kernel_inception_distance, mmd2_unbiased
+from genzoo.metrics.likelihood import (
+    bits_per_char,
+    bits_per_dim,
+    discrete_nll_from_density,
+    evaluate_nll,
+    loss_per_token,
+)
+from genzoo.metrics.precision_recall import knn_radii, precision_recall
+from genzoo.metrics.quality import QUALITY_METRICS, sample_quality
+
+__all__ = [
+    "QUALITY_METRICS",
+    "ClassifierConfig",
+    "DomainClassifier",
+    "FeatureExtractor",
+    "GaussianStats",
+    "InceptionV3FID",
+    "ModuleFeatures",
+    "bits_per_char",
+    "bits_per_dim",
+    "class_coverage",
+    "discrete_nll_from_density",
+    "domain_classifier_for",
+    "evaluate_nll",
+    "frechet_distance",
+    "frechet_distance_from_stats",
+    "inception_score",
+    "kernel_inception_distance",
+    "knn_radii",
+    "loss_per_token",
+    "memorization",
+    "mmd2_unbiased",
+    "modes_covered",
+    "precision_recall",
+    "sample_quality",
+    "train_domain_classifier",
+]

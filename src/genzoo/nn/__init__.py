@@ -1,0 +1,28 @@
+"""Shared building blocks: MLP / conv stacks (`blocks`) and output distributions (`likelihoods`)."""
+
+from genzoo.nn.blocks import ConvDecoder, ConvEncoder, activation, mlp
+from genzoo.nn.likelihoods import (
+    Bernoulli,
+    Categorical,
+    DiscretizedLogistic,
+    Gaussian,
+    Likelihood,
+    Rescale,
+    make_likelihood,
+    resolve_likelihood,
+)
+
+__all__ = [
+    "Bernoulli",
+    "Categorical",
+    "ConvDecoder",
+    "ConvEncoder",
+    "DiscretizedLogistic",
+    "Gaussian",
+    "Likelihood",
+    "Rescale",
+    "activation",
+    "make_likelihood",
+    "mlp",
+    "resolve_likelihood",
+]

@@ -1,0 +1,185 @@
+"""The CLI contract: commands, JSON output, and one clear line with exit code 2 for every user error."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genzoo.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genzoo: error:"), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def trained_run(gaussian_model, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "test-gaussian",
+        "--data",
+        "digits",
+        "--out",
+        str(run),
+        "--max-steps",
+        "30",
+        "--quiet",
+        "--set",
+        "lr=0.05",
+    )
+    assert code == 0 and "trained test-gaussian" in out
+    return run
+
+
+def test_list_json_has_the_contract_fields(capsys):
+    code, out, _ = run_cli(capsys, "list", "--json")
+    rows = json.loads(out)
+    assert code == 0 and any(r["name"] == "vae" for r in rows)
+    for row in rows:
+        assert {"name", "family", "modalities", "log_prob"} <= row.keys()
+
+
+def test_train_sample_evaluate(trained_run, tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "sample", str(trained_run), "-n", "10", "--out", str(tmp_path / "s.npy"))
+    assert code == 0
+    assert np.load(tmp_path / "s.npy").shape == (10, 1, 8, 8)
+    code, _, _ = run_cli(capsys, "sample", str(trained_run), "-n", "16", "--out", str(tmp_path / "s.png"))
+    assert code == 0 and (tmp_path / "s.png").stat().st_size > 100
+    code, out, _ = run_cli(
+        capsys, "evaluate", str(trained_run), "--split", "test", "--metrics", "nll", "--json"
+    )
+    result = json.loads(out)
+    assert code == 0
+    assert result["model"] == "test-gaussian" and result["split"] == "test" and result["n"] == 447
+    assert result["nll_kind"] == "exact" and np.isfinite(result["nll"]) and np.isfinite(result["bpd"])
+
+
+def test_sample_is_reproducible_for_a_seed(trained_run, tmp_path, capsys):
+    for name in ("a", "b"):
+        run_cli(
+            capsys,
+            "sample",
+            str(trained_run),
+            "-n",
+            "5",
+            "--seed",
+            "7",
+            "--out",
+            str(tmp_path / f"{name}.npy"),
+        )
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["train", "vea", "--data", "digits"], ["unknown model 'vea'", "did you mean 'vae'"]),
+        (["train", "vae", "--data", "digitz"], ["unknown dataset 'digitz'", "did you mean 'digits'"]),
+        (["train", "vae", "--data", "./no/such/folder"], ["does not exist"]),
+        (
+            ["train", "vae", "--data", "digits", "--set", "latnet_dim=4"],
+            ["unknown setting 'latnet_dim'", "latent_dim"],
+        ),
+        (["train", "vae", "--data", "digits", "--set", "lr=-0.1"], ["lr must be > 0"]),
+        (["train", "vae", "--data", "digits", "--set", "batch_size=0"], ["batch_size must be > 0"]),
+        (["train", "vae", "--data", "digits", "--set", "lr"], ["expects key=value"]),
+        (["train", "vae", "--data", "digits", "--time-budget", "soon"], ["cannot read the duration"]),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, fragments, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "run"))
+    assert_user_error(code, err, *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_idx_file(tmp_path, capsys):
+    bad = tmp_path / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 7))
+    code, _, err = run_cli(capsys, "train", "vae", "--data", str(bad), "--out", str(tmp_path / "run"))
+    assert_user_error(code, err, str(bad.name))
+
+
+def test_empty_image_folder(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    code, _, err = run_cli(
+        capsys, "train", "vae", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "r")
+    )
+    assert_user_error(code, err)
+
+
+def test_not_a_run(tmp_path, capsys):
+    for argv in (["evaluate", str(tmp_path)], ["sample", str(tmp_path), "--out", str(tmp_path / "x.png")]):
+        code, _, err = run_cli(capsys, *argv)
+        assert_user_error(code, err, "not a genzoo run")
+
+
+def test_bad_sample_options(trained_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "sample", str(trained_run), "--out", str(tmp_path / "x.gif"))
+    assert_user_error(code, err, ".png or .npy")
+    code, _, err = run_cli(
+        capsys, "sample", str(trained_run), "--out", str(tmp_path / "x.png"), "--top-k", "5"
+    )
+    assert_user_error(code, err, "does not take --top-k")
+    code, _, err = run_cli(capsys, "evaluate", str(trained_run), "--metrics", "nlll")
+    assert_user_error(code, err, "unknown metric 'nlll'", "did you mean 'nll'")
+
+
+def test_existing_run_is_left_untouched(trained_run, capsys):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+    code, _, err = run_cli(capsys, "train", "test-gaussian", "--data", "digits", "--out", str(trained_run))
+    assert_user_error(code, err, "already holds a run")
+    code, _, err = run_cli(
+        capsys, "train", "test-gaussian", "--data", "digits", "--out", str(trained_run), "--set", "lr=-1"
+    )
+    assert_user_error(code, err)
+    after = {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+    assert before == after
+
+
+def test_nonfinite_loss_is_a_user_error(gaussian_model, tmp_path, capsys):
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "test-gaussian",
+        "--data",
+        "digits",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--set",
+        "nan_after=0",
+        "--set",
+        "max_nonfinite=3",
+    )
+    assert_user_error(code, err, "non-finite", "lower the learning rate")
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "genzoo.cli", "evaluate", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "not a genzoo run" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "genzoo.cli", "--debug", "evaluate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert "Traceback" in proc.stderr
