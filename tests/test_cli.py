@@ -183,3 +183,18 @@ def test_console_script_prints_no_traceback(tmp_path):
         text=True,
     )
     assert "Traceback" in proc.stderr
+
+
+def test_vae_stopped_and_resumed_matches_uninterrupted(tmp_path, capsys):
+    """Issue 3's check, shortened: 40 steps straight equals 20 steps, then resume to 40."""
+    common = ["--data", "digits", "--seed", "1", "--quiet", "--set", "eval_every=15"]
+    assert main(["train", "vae", "--out", str(tmp_path / "a"), "--max-steps", "40", *common]) == 0
+    assert main(["train", "vae", "--out", str(tmp_path / "b"), "--max-steps", "20", *common]) == 0
+    assert (
+        main(["train", "vae", "--out", str(tmp_path / "b"), "--max-steps", "40", "--resume", *common[:-2]])
+        == 0
+    )
+    capsys.readouterr()
+    a = (tmp_path / "a" / "model.safetensors").read_bytes()
+    b = (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert a == b

@@ -66,6 +66,7 @@ class VAE(GenerativeModel):
         "lr": 1e-3,
         "batch_size": 64,
         "max_steps": 4000,
+        "lr_decay_steps": 4000,  # fixed, so a shorter --max-steps run is a prefix of a longer one
         "warmup_steps": 200,
         "weight_decay": 0.0,
         "eval_every": 500,
