@@ -198,3 +198,15 @@ def test_vae_stopped_and_resumed_matches_uninterrupted(tmp_path, capsys):
     a = (tmp_path / "a" / "model.safetensors").read_bytes()
     b = (tmp_path / "b" / "model.safetensors").read_bytes()
     assert a == b
+
+
+def test_demo_writes_its_pictures(tmp_path, capsys):
+    from genzoo.demo import main as demo_main
+    from genzoo.train import train
+
+    train("vae", "digits", tmp_path / "vae-digits", {"max_steps": 30, "iwae_k": 20}, quiet=True)
+    demo_main(["--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "re-using the finished run" in out and "test NLL:" in out
+    for name in ("samples", "reconstructions", "interpolations"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 200
