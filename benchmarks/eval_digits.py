@@ -16,8 +16,13 @@ from pathlib import Path
 from common import save
 
 from genzoo.data import load_dataset
-from genzoo.evaluation import cache_dir, evaluate_run
-from genzoo.metrics import domain_classifier_for, frechet_distance, kernel_inception_distance
+from genzoo.evaluation import evaluate_run
+from genzoo.metrics import (
+    classifier_cache_dir,
+    domain_classifier_for,
+    frechet_distance,
+    kernel_inception_distance,
+)
 from genzoo.train import train
 
 ALL = ["nll", "fid", "kid", "is", "precision", "recall", "density", "coverage", "classes", "memorization"]
@@ -33,7 +38,7 @@ def main() -> None:
 
     data = load_dataset("digits")
     start = time.perf_counter()
-    classifier = domain_classifier_for(data, cache_dir())
+    classifier = domain_classifier_for(data, classifier_cache_dir())
     classifier_seconds = time.perf_counter() - start
     feats = {s: classifier.features(data.split(s).tensors[0]) for s in ("train", "val", "test")}
     real = {

@@ -210,3 +210,53 @@ def test_demo_writes_its_pictures(tmp_path, capsys):
     assert "re-using the finished run" in out and "test NLL:" in out
     for name in ("samples", "reconstructions", "interpolations"):
         assert (tmp_path / f"{name}.png").stat().st_size > 200
+
+
+@pytest.fixture(scope="module")
+def ddpm_run(tmp_path_factory):
+    """A tiny DDPM (10 diffusion steps, a few updates): enough to exercise the CLI's options."""
+    run = tmp_path_factory.mktemp("ddpm") / "run"
+    code = main(
+        ["train", "ddpm", "--data", "digits", "--out", str(run), "--max-steps", "3", "--quiet"]
+        + ["--set", "num_steps=10", "--set", "channels=8", "--set", "eval_every=0"]
+    )
+    assert code == 0
+    return run
+
+
+def test_sample_with_sampler_label_and_guidance(ddpm_run, tmp_path, capsys):
+    out = tmp_path / "s.npy"
+    argv = ["sample", str(ddpm_run), "-n", "4", "--out", str(out), "--sampler", "ddim", "--steps", "5"]
+    code, _, _ = run_cli(capsys, *argv, "--label", "3", "--guidance", "2", "--eta", "0.5")
+    assert code == 0 and np.load(out).shape == (4, 1, 8, 8)
+    code, _, err = run_cli(capsys, *argv, "--label", "12")
+    assert_user_error(code, err, "label")
+
+
+def test_inpaint_keeps_the_known_half(ddpm_run, tmp_path, capsys):
+    from genzoo.data import load_dataset
+
+    out = tmp_path / "filled.npy"
+    code, stdout, _ = run_cli(
+        capsys, "inpaint", str(ddpm_run), "--split", "test", "-n", "3", "--mask", "bottom-half",
+        "--out", str(out), "--sampler", "ddim", "--steps", "5", "--resample", "2",
+    )  # fmt: skip
+    assert code == 0 and "3 inpainted" in stdout
+    filled = np.load(out)
+    original = load_dataset("digits").split("test").tensors[0][:3].numpy()
+    assert filled.shape == original.shape
+    assert np.array_equal(filled[:, :, :4], original[:, :, :4])
+    assert not np.array_equal(filled[:, :, 4:], original[:, :, 4:])
+    np.save(tmp_path / "x.npy", original[0])
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[:, :2] = True
+    np.save(tmp_path / "m.npy", mask)
+    code, _, _ = run_cli(
+        capsys, "inpaint", str(ddpm_run), "--images", str(tmp_path / "x.npy"),
+        "--mask", str(tmp_path / "m.npy"), "--out", str(tmp_path / "one.png"), "--steps", "4", "--sampler", "ddim",
+    )  # fmt: skip
+    assert code == 0 and (tmp_path / "one.png").is_file()
+    code, _, err = run_cli(
+        capsys, "inpaint", str(ddpm_run), "--split", "test", "--mask", "diagonal", "--out", str(out)
+    )
+    assert_user_error(code, err, "--mask", "bottom-half")

@@ -67,11 +67,10 @@ def test_same_seed_same_numbers(vae_run):
 
 
 def test_real_data_scores_better_than_an_undertrained_model(vae_run):
-    from genzoo.evaluation import cache_dir
-    from genzoo.metrics import domain_classifier_for
+    from genzoo.metrics import classifier_cache_dir, domain_classifier_for
 
     data = load_dataset("digits")
-    clf = domain_classifier_for(data, cache_dir())
+    clf = domain_classifier_for(data, classifier_cache_dir())
     train_x, test_x = data.split("train").tensors[0], data.split("test").tensors[0]
     fid_real = frechet_distance(clf.features(train_x), clf.features(test_x))
     fid_model = evaluate_run(vae_run, metrics=["fid"], num_samples=447)["fid"]

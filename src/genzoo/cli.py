@@ -15,6 +15,7 @@ from genzoo.errors import GenzooError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+MASK_REGIONS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
     p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
     p.add_argument("--steps", type=int, help="sampler steps")
+    p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 like DDPM")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w >= 0 (with --label)")
+    p.add_argument("--label", type=int, help="class to sample, for class-conditional models")
     p.add_argument("--top-k", type=int, dest="top_k")
     p.add_argument("--top-p", type=float, dest="top_p")
+
+    p = sub.add_parser("inpaint", help="fill the masked part of images with a trained model")
+    p.add_argument("run", type=Path, help="run directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--images", type=Path, help=".npy of images in dataset units, (N, C, H, W) or (C, H, W)"
+    )
+    source.add_argument("--split", help="take the first -n images of this split of the run's data")
+    p.add_argument("-n", type=int, default=16, help="images taken from --split (default 16)")
+    p.add_argument(
+        "--mask",
+        required=True,
+        help=f"region to fill: {', '.join(MASK_REGIONS)}, or a .npy of booleans (True = fill)",
+    )
+    p.add_argument("--out", required=True, type=Path, help=".npy (filled images) or .png (grid)")
+    p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
+    p.add_argument("--steps", type=int, help="sampler steps")
+    p.add_argument("--resample", type=int, help="RePaint resampling per step (1 = plain replacement)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
 
     p = sub.add_parser("evaluate", help="measure a trained run on a data split")
     p.add_argument("run", type=Path, help="run directory")
@@ -118,28 +142,93 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from genzoo.train.run import load_run
-    from genzoo.viz import save_samples
 
     if args.n <= 0:
         raise GenzooError("-n must be a positive number of samples")
-    suffix = args.out.suffix.lower()
-    if suffix not in (".png", ".npy"):
-        raise GenzooError(f"--out must end in .png or .npy, got '{args.out.name}'")
+    _check_out(args.out)
     model, spec = load_run(args.run, device=args.device)
-    options = {k: getattr(args, k) for k in ("temperature", "sampler", "steps", "top_k", "top_p")}
-    options = {k: v for k, v in options.items() if v is not None}
-    accepted = inspect.signature(model.sample).parameters
-    for key in options:
-        if key not in accepted:
-            raise GenzooError(f"model '{spec.model}' does not take --{key.replace('_', '-')}")
+    names = ("temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p")
+    options = _family_options(args, names, model.sample, spec.model)
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     samples = model.sample(args.n, generator=generator, **options).cpu()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
-        np.save(args.out, samples.numpy())
-    else:
-        save_samples(samples, spec.load_data().info, args.out)
+    _write(samples, spec, args.out)
     print(f"wrote {args.n} samples to {args.out}")
+
+
+def cmd_inpaint(args: argparse.Namespace) -> None:
+    from genzoo.train.run import load_run
+
+    _check_out(args.out)
+    model, spec = load_run(args.run, device=args.device)
+    if not hasattr(model, "inpaint"):
+        raise GenzooError(f"model '{spec.model}' cannot inpaint; train a ddpm")
+    if args.images is not None:
+        images = torch.from_numpy(_read_npy(args.images)).float()
+    else:
+        if args.n <= 0:
+            raise GenzooError("-n must be a positive number of images")
+        images = spec.load_data().split(args.split).tensors[0][: args.n]
+    mask = region_mask(args.mask, tuple(images.shape[-2:]))
+    options = _family_options(args, ("sampler", "steps", "resample"), model.inpaint, spec.model)
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    filled = model.inpaint(images, mask, generator=generator, **options).cpu()
+    _write(filled, spec, args.out)
+    print(f"wrote {len(filled)} inpainted images to {args.out}")
+
+
+def region_mask(spec: str, size: tuple[int, int]) -> torch.Tensor:
+    """An (H, W) boolean mask, True where pixels are filled: a named region or a .npy file."""
+    h, w = size
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    if spec == "bottom-half":
+        mask[h // 2 :] = True
+    elif spec == "top-half":
+        mask[: h // 2] = True
+    elif spec == "left-half":
+        mask[:, : w // 2] = True
+    elif spec == "right-half":
+        mask[:, w // 2 :] = True
+    elif spec == "center":
+        mask[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
+    elif spec.endswith(".npy"):
+        mask = torch.from_numpy(_read_npy(Path(spec))).bool()
+    else:
+        raise GenzooError(f"--mask must be one of {', '.join(MASK_REGIONS)} or a .npy file, got '{spec}'")
+    return mask
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise GenzooError(f"cannot read '{path}' as a .npy array ({err})") from err
+
+
+def _check_out(out: Path) -> None:
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise GenzooError(f"--out must end in .png or .npy, got '{out.name}'")
+
+
+def _family_options(args: argparse.Namespace, names: tuple[str, ...], method, model_name: str) -> dict:
+    """The options given on the command line, checked against what the model's method accepts."""
+    options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    accepted = inspect.signature(method).parameters
+    for key in options:
+        if key not in accepted:
+            raise GenzooError(f"model '{model_name}' does not take --{key.replace('_', '-')}")
+    return options
+
+
+def _write(samples: torch.Tensor, spec, out: Path) -> None:
+    from genzoo.viz import save_samples
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, samples.numpy())
+    else:
+        save_samples(samples, spec.load_data().info, out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -165,7 +254,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"{key:<{width}}  {shown}")
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
+COMMANDS = {
+    "list": cmd_list,
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "inpaint": cmd_inpaint,
+    "evaluate": cmd_evaluate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

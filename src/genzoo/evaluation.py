@@ -7,7 +7,6 @@ the genzoo domain classifier for labelled images, the raw values for vectors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +22,7 @@ from genzoo.metrics import (
     QUALITY_METRICS,
     ModuleFeatures,
     class_coverage,
+    classifier_cache_dir,
     domain_classifier_for,
     evaluate_nll,
     memorization,
@@ -31,11 +31,6 @@ from genzoo.metrics import (
 )
 from genzoo.models.base import GenerativeModel
 from genzoo.train.run import load_run
-
-
-def cache_dir() -> Path:
-    """Where trained domain classifiers are kept: $GENZOO_CACHE, else ~/.cache/genzoo."""
-    return Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")) / "classifiers"
 
 
 class Evaluation:
@@ -64,7 +59,7 @@ class Evaluation:
 
     @cached_property
     def classifier(self):
-        return domain_classifier_for(self.data, cache_dir())
+        return domain_classifier_for(self.data, classifier_cache_dir())
 
     @cached_property
     def extractor(self):

@@ -10,6 +10,7 @@ from genzoo.metrics.features import (
     DomainClassifier,
     FeatureExtractor,
     ModuleFeatures,
+    classifier_cache_dir,
     domain_classifier_for,
     train_domain_classifier,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "bits_per_dim",
     "class_coverage",
     "discrete_nll_from_density",
+    "classifier_cache_dir",
     "domain_classifier_for",
     "evaluate_nll",
     "frechet_distance",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -341,6 +342,11 @@ def train_domain_classifier(
         info["test_examples"] = len(x_test)
     model.config.info = info
     return model
+
+
+def classifier_cache_dir() -> Path:
+    """Where trained domain classifiers are kept: $GENZOO_CACHE/classifiers, else ~/.cache/genzoo/classifiers."""
+    return Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")) / "classifiers"
 
 
 def domain_classifier_for(

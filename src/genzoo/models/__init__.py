@@ -1,6 +1,12 @@
 """Generative model families behind one contract (see `GenerativeModel`)."""
 
-from genzoo.models import flow, pixelcnn, vae  # noqa: F401  (importing registers the models)
+from genzoo.models import (
+    diffusion,  # noqa: F401  (registers ddpm)
+    flow,  # noqa: F401  (registers RealNVP, Glow, MAF)
+    gan,  # noqa: F401  (registers dcgan, wgan-gp, sngan)
+    pixelcnn,  # noqa: F401  (registers PixelCNN)
+    vae,  # noqa: F401  (registers the VAE)
+)
 from genzoo.models.base import GenerativeModel, ModelConfig, Phase, load
 from genzoo.models.registry import describe_models, get_model_class, model_names, register_model
 

@@ -1,6 +1,7 @@
 """Shared building blocks: MLP / conv stacks (`blocks`) and output distributions (`likelihoods`)."""
 
 from genzoo.nn.blocks import ConvDecoder, ConvEncoder, activation, mlp
+from genzoo.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from genzoo.nn.likelihoods import (
     Bernoulli,
     Categorical,
@@ -11,6 +12,7 @@ from genzoo.nn.likelihoods import (
     make_likelihood,
     resolve_likelihood,
 )
+from genzoo.nn.unet import UNet
 
 __all__ = [
     "Bernoulli",
@@ -21,8 +23,11 @@ __all__ = [
     "Gaussian",
     "Likelihood",
     "Rescale",
+    "TimestepEmbedding",
+    "UNet",
     "activation",
     "make_likelihood",
     "mlp",
     "resolve_likelihood",
+    "sinusoidal_embedding",
 ]

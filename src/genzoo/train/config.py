@@ -26,6 +26,8 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds; > 0: stop when spent (the schedule assumes max_steps)
     eval_every: int = 500  # validation loss every N steps (0 = only at the end)
     eval_batches: int = 20  # batches of the val split per validation
+    # Samples drawn at every validation to log mode/class coverage (genzoo.train.monitor); 0 = off.
+    monitor_samples: int = 0
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
     log_every: int = 50
     max_nonfinite: int = 20  # abort after this many non-finite losses in a row
@@ -50,6 +52,7 @@ class TrainConfig:
             (self.checkpoint_every > 0, "checkpoint_every must be > 0"),
             (self.log_every > 0, "log_every must be > 0"),
             (self.max_nonfinite > 0, "max_nonfinite must be > 0"),
+            (self.monitor_samples >= 0, "monitor_samples must be >= 0"),
             (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
         ]
         for ok, message in checks:

@@ -25,6 +25,7 @@ from genzoo.models import GenerativeModel, get_model_class
 from genzoo.models.base import load
 from genzoo.settings import dataclass_hints, route
 from genzoo.train.config import TrainConfig
+from genzoo.train.monitor import collapse_monitor
 from genzoo.train.trainer import STATE_FILE, Trainer
 
 RUN_FILE = "run.json"
@@ -115,7 +116,10 @@ def train(
     dataset = spec.load_data()
     torch.manual_seed(config.seed)  # the model's initial weights
     instance = get_model_class(model).for_data(dataset.info, **spec.model_settings)
-    trainer = Trainer(instance, dataset, config, out, device=device, quiet=quiet)
+    monitor = (
+        collapse_monitor(dataset, config.monitor_samples, config.seed) if config.monitor_samples else None
+    )
+    trainer = Trainer(instance, dataset, config, out, device=device, quiet=quiet, monitor=monitor)
     out.mkdir(parents=True, exist_ok=True)
     spec.save(out)
     metrics = trainer.fit(resume=resume)

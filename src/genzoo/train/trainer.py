@@ -27,6 +27,7 @@ from genzoo.models.base import GenerativeModel, Phase
 from genzoo.train.config import TrainConfig
 from genzoo.train.device import resolve_device
 from genzoo.train.ema import EMA
+from genzoo.train.monitor import SampleMonitor
 from genzoo.train.schedule import lr_factor
 
 STATE_FILE = "trainer_state.pt"
@@ -43,6 +44,7 @@ class Trainer:
         *,
         device: str = "auto",
         quiet: bool = False,
+        monitor: SampleMonitor | None = None,
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device)
@@ -50,6 +52,7 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir)
         self.quiet = quiet
+        self.monitor = monitor  # sample diagnostics logged with every validation
         self.train_set = data.split("train")
         self.val_set = data.split("val") if "val" in data.split_names else None
         if len(self.train_set) == 0:
@@ -101,7 +104,8 @@ class Trainer:
         return tuple(t[rows].to(self.device) for t in self.train_set.tensors)
 
     def _val_batches(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        assert self.val_set is not None
+        if self.val_set is None:
+            return
         size = self.config.batch_size
         for i in range(min(self.config.eval_batches, math.ceil(len(self.val_set) / size))):
             yield tuple(t[i * size : (i + 1) * size].to(self.device) for t in self.val_set.tensors)
@@ -217,8 +221,6 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self, writer: _TensorBoard) -> dict[str, float]:
-        if self.val_set is None or len(self.val_set) == 0:
-            return {}
         self.model.eval()
         totals: dict[str, float] = defaultdict(float)
         count = 0
@@ -232,8 +234,11 @@ class Trainer:
                     totals[k] += float(v) * n
                 count += n
         result = {f"val_{k}": v / count for k, v in totals.items()}
-        self._log({"step": self.step, "split": "val", **result})
-        writer.scalars("val", {k[4:]: v for k, v in result.items()}, self.step)
+        if self.monitor is not None:
+            result.update({f"val_{k}": float(v) for k, v in self.monitor(self.model).items()})
+        if result:
+            self._log({"step": self.step, "split": "val", **result})
+            writer.scalars("val", {k[4:]: v for k, v in result.items()}, self.step)
         return result
 
     def _log(self, record: dict[str, Any]) -> None:

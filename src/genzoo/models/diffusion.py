@@ -1,0 +1,393 @@
+"""Denoising diffusion probabilistic models (Ho et al. 2020), with the improvements people use:
+the cosine schedule (Nichol & Dhariwal 2021), DDIM sampling (Song et al. 2021), classifier-free
+guidance (Ho & Salimans 2021) and RePaint-style inpainting (Lugmayr et al. 2022).
+
+    forward   q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)          (genzoo.samplers.NoiseSchedule)
+    network   eps_theta(x_t, t, y): predicts the noise in x_t             (genzoo.nn.unet.UNet)
+    training  E_{t, x_0, eps} |eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)|^2
+
+The reverse process p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) uses the posterior mean
+at x0_hat = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t) and a fixed variance (betatilde_t
+"small" or beta_t "large"). `log_prob` is the variational bound (kind "bound"), in nats per example:
+
+    -log p(x_0) <= KL(q(x_T|x_0) || N(0, I)) + sum_{t>=2} KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t))
+                   - log p(x_0 | x_1)
+
+with a discretized Gaussian decoder p(x_0 | x_1) over the data's levels, so the number is a
+bound on the probability *mass* of the discrete data and compares with any other model's nll.
+
+With labelled data the network gets a class embedding; labels are dropped (replaced by a "no
+label" token) with probability `label_dropout` in training, so one network gives both
+eps(x, t, y) and eps(x, t). Sampling with `label=k, guidance=w` uses
+(1 + w) eps(x, t, k) - w eps(x, t): w = 0 is the plain conditional model, no label is unconditional.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genzoo.errors import GenzooError
+from genzoo.models.base import GenerativeModel, ModelConfig
+from genzoo.models.registry import register_model
+from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
+from genzoo.nn.unet import UNet
+from genzoo.samplers import SAMPLERS, NoiseSchedule, ddim_sample, ddpm_sample
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class DDPMConfig(ModelConfig):
+    num_steps: int = 1000  # T
+    schedule: str = "cosine"  # "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
+    channels: int = 32  # UNet width at full resolution
+    channel_mults: tuple[int, ...] = (1, 2)  # width multiplier per resolution level
+    num_res_blocks: int = 1
+    attention_levels: tuple[int, ...] = (1,)  # levels (0 = full resolution) with self-attention
+    dropout: float = 0.1
+    conditional: bool = True  # class embedding for labelled data (enables --label and guidance)
+    label_dropout: float = 0.1  # P(label -> "no label") in training, for classifier-free guidance
+    variance: str = "small"  # reverse-process variance: "small" (betatilde_t) or "large" (beta_t)
+    clip_denoised: bool = True  # clip x0_hat to the data range when sampling and in the bound
+    sampler: str = "ddpm"  # default sampler: "ddpm" or "ddim"
+    sample_steps: int = 0  # default sampler steps; 0 = all T for ddpm, 50 for ddim
+
+
+def discretized_gaussian_log_prob(
+    x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor, levels: int
+) -> torch.Tensor:
+    """log P(x) per element, for x on the grid of `levels` values in [-1, 1]: the N(mean, var) mass
+    of x's bin [x - h, x + h], h = 1 / (levels - 1), with the edge bins extended to -inf / +inf."""
+    half_bin = 1.0 / (levels - 1)
+    inv_std = torch.exp(-0.5 * log_var)
+    upper = (x - mean + half_bin) * inv_std
+    lower = (x - mean - half_bin) * inv_std
+    log_cdf_upper = torch.special.log_ndtr(upper)
+    log_sf_lower = torch.special.log_ndtr(-lower)  # log(1 - Phi(lower))
+    # log(Phi(u) - Phi(l)), computed on the side of 0 where the difference does not cancel.
+    left = log_cdf_upper + torch.log1p(
+        -torch.exp(torch.special.log_ndtr(lower) - log_cdf_upper).clamp(max=1 - 1e-12)
+    )
+    right = log_sf_lower + torch.log1p(
+        -torch.exp(torch.special.log_ndtr(-upper) - log_sf_lower).clamp(max=1 - 1e-12)
+    )
+    middle = torch.where(lower > 0, right, left)
+    return torch.where(x < -1 + half_bin, log_cdf_upper, torch.where(x > 1 - half_bin, log_sf_lower, middle))
+
+
+def gaussian_kl(
+    mean1: torch.Tensor, log_var1: torch.Tensor, mean2: torch.Tensor, log_var2: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean1, var1) || N(mean2, var2)) per element, in nats."""
+    return 0.5 * (
+        log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2) - 1
+    )
+
+
+@register_model
+class DDPM(GenerativeModel):
+    """DDPM (epsilon prediction) with DDIM sampling, classifier-free guidance and inpainting."""
+
+    Config = DDPMConfig
+    name = "ddpm"
+    family = "diffusion"
+    modalities = ("image",)
+    log_prob_kind = "bound"
+    train_defaults = {
+        "lr": 1e-3,
+        "batch_size": 64,
+        "max_steps": 3000,
+        "lr_decay_steps": 3000,
+        "warmup_steps": 200,
+        "grad_clip": 1.0,
+        "ema_decay": 0.999,
+        "eval_every": 1000,
+        "eval_batches": 4,
+    }
+
+    def __init__(self, config: DDPMConfig):
+        super().__init__(config)
+        c = config
+        self.shape = tuple(c.data_shape)
+        if len(self.shape) != 3:
+            raise GenzooError(f"ddpm models images (C, H, W); got data of shape {self.shape}")
+        if c.variance not in ("small", "large"):
+            raise GenzooError(f"variance must be 'small' or 'large', got '{c.variance}'")
+        if c.sampler not in SAMPLERS:
+            raise GenzooError(f"unknown sampler '{c.sampler}'; choose one of: {', '.join(SAMPLERS)}")
+        if not 0 <= c.label_dropout <= 1:
+            raise GenzooError(f"label_dropout must be in [0, 1], got {c.label_dropout}")
+        self.schedule = NoiseSchedule.make(c.schedule, c.num_steps)
+        self.rescale = Rescale(c.data_low, c.data_high, c.data_levels)
+        self.conditional = c.conditional and c.num_classes > 0
+        self.net = UNet(
+            self.shape[0],
+            self.shape[0],
+            channels=c.channels,
+            channel_mults=c.channel_mults,
+            num_res_blocks=c.num_res_blocks,
+            attention_levels=c.attention_levels,
+            num_classes=c.num_classes if self.conditional else 0,
+            dropout=c.dropout,
+        )
+
+    # ---- the network ------------------------------------------------------------------
+    def _null(self, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        return torch.full((n,), self.config.num_classes, device=self.device, dtype=torch.long)
+
+    def eps(self, x_t: torch.Tensor, index: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """eps_theta(x_t, t, y); `label=None` (or entries equal to num_classes) is unconditional."""
+        y = label if label is not None else self._null(len(x_t))
+        return self.net(x_t, index, y)
+
+    def guided_eps(
+        self, x_t: torch.Tensor, index: torch.Tensor, label: torch.Tensor | None, guidance: float
+    ) -> torch.Tensor:
+        """Classifier-free guidance: (1 + w) eps(x, t, y) - w eps(x, t); w = 0 skips the second pass."""
+        if label is None or guidance == 0:
+            return self.eps(x_t, index, label)
+        both = self.net(
+            torch.cat([x_t, x_t]), torch.cat([index, index]), torch.cat([label, self._null(len(x_t))])
+        )
+        cond, uncond = both.chunk(2)
+        return (1 + guidance) * cond - guidance * uncond
+
+    def _internal(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.shape:
+            raise GenzooError(
+                f"DDPM expects data of shape (N, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}"
+            )
+        x = self.rescale.to_internal(x.to(self.device, torch.float32))
+        if self.config.data_levels:  # snap to the grid: the bound is a probability mass on it
+            x = level_values(self.config.data_levels, x.device)[to_index(x, self.config.data_levels)]
+        return x
+
+    # ---- training ---------------------------------------------------------------------
+    def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
+        """Ho et al.'s simple loss: mean squared error of the predicted noise at a uniform random t."""
+        x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
+        if isinstance(x, (tuple, list)):
+            x = x[0]
+        x0 = self._internal(x)
+        n = len(x0)
+        index = torch.randint(self.config.num_steps, (n,), device=self.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.q_sample(x0, index, noise)
+        label = None
+        if self.conditional and y is not None:
+            label = y.to(self.device).long()
+            drop = (torch.rand(n, device=self.device) < self.config.label_dropout) | (label < 0)
+            label = torch.where(drop, self.config.num_classes, label)
+        mse = ((self.eps(x_t, index, label) - noise) ** 2).flatten(1).mean(1).mean()
+        return {"loss": mse, "mse": mse}
+
+    # ---- sampling -----------------------------------------------------------------------
+    def _labels(self, n: int, label: Any) -> torch.Tensor | None:
+        if label is None:
+            return None
+        if not self.conditional:
+            raise GenzooError("this DDPM is unconditional (no labels, or conditional=false); drop label")
+        y = torch.as_tensor(label, device=self.device).long().reshape(-1)
+        if len(y) == 1:
+            y = y.expand(n)
+        k = self.config.num_classes
+        if len(y) != n or (y < 0).any() or (y >= k).any():
+            raise GenzooError(f"label must be an int in 0..{k - 1} or n of them, got {label!r}")
+        return y
+
+    def _run_sampler(
+        self,
+        x_T: torch.Tensor,
+        generator: torch.Generator | None,
+        sampler: str | None,
+        steps: int | None,
+        eta: float,
+        guidance: float,
+        label: torch.Tensor | None,
+        known: tuple[torch.Tensor, torch.Tensor] | None = None,
+        resample: int = 1,
+    ) -> torch.Tensor:
+        c = self.config
+        sampler = sampler or c.sampler
+        if sampler not in SAMPLERS:
+            raise GenzooError(f"unknown sampler '{sampler}'; choose one of: {', '.join(SAMPLERS)}")
+        if guidance < 0:
+            raise GenzooError(f"guidance must be >= 0, got {guidance}")
+        steps = steps or c.sample_steps or (None if sampler == "ddpm" else min(50, c.num_steps))
+
+        def eps_fn(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return self.guided_eps(x, index, label, guidance)
+
+        common = {
+            "generator": generator,
+            "steps": steps,
+            "clip": c.clip_denoised,
+            "known": known,
+            "resample": resample,
+        }
+        if sampler == "ddpm":
+            if eta not in (0.0, 1.0):
+                raise GenzooError("eta applies to the ddim sampler only")
+            return ddpm_sample(eps_fn, self.schedule, x_T, variance=c.variance, **common)
+        return ddim_sample(eps_fn, self.schedule, x_T, eta=eta, **common)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float = 0.0,
+        guidance: float = 0.0,
+        label: int | torch.Tensor | None = None,
+        batch_size: int = 1000,
+    ) -> torch.Tensor:
+        """`n` samples in dataset units. `sampler` "ddpm" (ancestral, all T steps unless `steps`)
+        or "ddim" (`steps`, default 50; `eta` 0 = deterministic); `label` (int or n ints) with
+        `guidance` w >= 0 samples classes of a conditional model."""
+        if n < 0:
+            raise GenzooError(f"number of samples must be >= 0, got {n}")
+        y = self._labels(n, label)
+        was_training = self.training
+        self.eval()
+        try:
+            x_T = normal((n, *self.shape), generator, self.device)
+            parts = []
+            for start in range(0, n, batch_size):
+                rows = slice(start, start + batch_size)
+                parts.append(
+                    self._run_sampler(
+                        x_T[rows], generator, sampler, steps, eta, guidance, None if y is None else y[rows]
+                    )
+                )
+            x0 = torch.cat(parts) if parts else x_T
+            return self.rescale.to_data(x0)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float = 0.0,
+        resample: int = 1,
+        guidance: float = 0.0,
+        label: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Fill the pixels where `mask` is True (1) and keep the others of `x` (dataset units).
+
+        `mask` broadcasts against `x` (e.g. (H, W) or (N, 1, H, W)). At every reverse step the
+        known pixels are replaced by a draw of q(x_{t-1} | x_0) ("replacement"); `resample > 1`
+        re-noises and redoes each step that many times so the fill harmonises (RePaint).
+        """
+        x = x.to(self.device, torch.float32)
+        single = tuple(x.shape) == self.shape
+        if single:
+            x = x.unsqueeze(0)
+        x0 = self._internal(x)
+        fill = torch.as_tensor(mask, device=self.device).bool()
+        try:
+            fill = fill.expand_as(x0)
+        except RuntimeError as err:
+            raise GenzooError(
+                f"mask of shape {tuple(fill.shape)} does not match images of shape {tuple(x.shape)}"
+            ) from err
+        y = self._labels(len(x0), label)
+        was_training = self.training
+        self.eval()
+        try:
+            x_T = normal(tuple(x0.shape), generator, self.device)
+            out = self._run_sampler(
+                x_T, generator, sampler, steps, eta, guidance, y, known=(x0, ~fill), resample=resample
+            )
+        finally:
+            self.train(was_training)
+        out = torch.where(fill, self.rescale.to_data(out), x)
+        return out[0] if single else out
+
+    # ---- likelihood -----------------------------------------------------------------------
+    def _p_mean_log_var(self, x_t: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of p(x_{t-1} | x_t) (unconditional)."""
+        eps = self.eps(x_t, index)
+        x0 = self.schedule.predict_x0(x_t, index, eps)
+        if self.config.clip_denoised:
+            x0 = x0.clamp(-1, 1)
+        mean, _, post_log_var = self.schedule.q_posterior(x0, x_t, index)
+        if self.config.variance == "large":
+            betas = self.schedule.betas.clone()
+            betas[0] = self.schedule.posterior_variance[1] if len(betas) > 1 else betas[0]
+            log_var = self.schedule._at(betas.log(), index, x_t).expand_as(x_t)
+        else:
+            log_var = post_log_var
+        return mean, log_var
+
+    @torch.no_grad()
+    def vlb_terms(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The terms of the bound per example (nats): "prior" L_T, "diffusion" (B, T-1) the KLs
+        for t = 2..T, and "decoder" -log p(x_0 | x_1). Their sum is -log_prob."""
+        x0 = self._internal(x)
+        n, T = len(x0), self.config.num_steps
+        generator = generator or torch.Generator(
+            device=self.device if self.device.type == "cuda" else "cpu"
+        ).manual_seed(0)
+        last = torch.full((n,), T - 1, device=self.device, dtype=torch.long)
+        q_mean, q_var = self.schedule.q_mean_var(x0, last)
+        prior = (
+            gaussian_kl(q_mean, q_var.log(), torch.zeros_like(q_mean), torch.zeros_like(q_mean))
+            .flatten(1)
+            .sum(1)
+        )
+        kls = torch.zeros(n, max(T - 1, 0), device=self.device)
+        decoder = torch.zeros(n, device=self.device)
+        for t in range(T):
+            index = torch.full((n,), t, device=self.device, dtype=torch.long)
+            x_t = self.schedule.q_sample(x0, index, normal(tuple(x0.shape), generator, self.device))
+            mean, log_var = self._p_mean_log_var(x_t, index)
+            if t == 0:
+                decoder = -self._decoder_log_prob(x0, mean, log_var)
+            else:
+                q_mean, _, q_log_var = self.schedule.q_posterior(x0, x_t, index)
+                kls[:, t - 1] = gaussian_kl(q_mean, q_log_var, mean, log_var).flatten(1).sum(1)
+        return {"prior": prior, "diffusion": kls, "decoder": decoder}
+
+    def _decoder_log_prob(self, x0: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        levels = self.config.data_levels
+        if levels:
+            return discretized_gaussian_log_prob(x0, mean, log_var, levels).flatten(1).sum(1)
+        ll = -0.5 * ((x0 - mean) ** 2 * torch.exp(-log_var) + log_var + _LOG_2PI)
+        return ll.flatten(1).sum(1) + self.rescale.log_det(x0[0].numel())
+
+    @torch.no_grad()
+    def log_prob(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None, batch_size: int = 512
+    ) -> torch.Tensor:
+        """The variational lower bound on log p(x) per example, in nats (all T terms, one draw of
+        x_t each; seeded, so repeated evaluations agree)."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = []
+            for start in range(0, len(x), batch_size):
+                terms = self.vlb_terms(x[start : start + batch_size], generator=generator)
+                out.append(-(terms["prior"] + terms["diffusion"].sum(1) + terms["decoder"]))
+            return torch.cat(out)
+        finally:
+            self.train(was_training)
+
+
+__all__ = ["DDPM", "DDPMConfig", "discretized_gaussian_log_prob", "gaussian_kl"]

@@ -1,0 +1,272 @@
+"""Diffusion noise schedules and samplers, kept apart from the network (as diffusers does), so a
+sampler swaps without touching the model.
+
+Forward process (Ho et al. 2020), t = 1..T, with abar_t = prod_{s<=t} (1 - beta_s):
+
+    q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)
+    q(x_t | x_0)     = N(sqrt(abar_t) x_0, (1 - abar_t) I)
+    q(x_{t-1} | x_t, x_0) = N(c0_t x_0 + ct_t x_t, betatilde_t I),
+        c0_t = beta_t sqrt(abar_{t-1}) / (1 - abar_t),  ct_t = (1 - abar_{t-1}) sqrt(1 - beta_t) / (1 - abar_t),
+        betatilde_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)
+
+Arrays are indexed by t - 1 (index 0 is t = 1); the network sees the index. Samplers take
+`eps_fn(x_t, index) -> predicted noise` and draw all their noise from a `torch.Generator`:
+
+- `ddpm_sample`: ancestral sampling, p(x_{t-1}|x_t) = N(posterior mean at x0_hat, sigma_t^2), with
+  sigma_t^2 = betatilde_t ("small") or beta_t ("large"); fewer than T steps respace the schedule.
+- `ddim_sample`: DDIM (Song et al. 2021) on any increasing subsequence of timesteps; eta = 0 is
+  deterministic, eta = 1 on all T steps is the DDPM sampler with sigma_t^2 = betatilde_t.
+
+Both take `known=(x0, keep)` for inpainting: after every step the kept pixels are replaced by
+a draw of q(x_{t_prev} | x_0), and `resample > 1` re-noises and repeats each step (RePaint).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from genzoo.errors import GenzooError
+from genzoo.nn.likelihoods import normal
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SCHEDULES = ("linear", "cosine")
+
+
+class NoiseSchedule:
+    """The betas of a diffusion process and every quantity derived from them (float64)."""
+
+    def __init__(self, betas: torch.Tensor):
+        betas = betas.double()
+        if betas.dim() != 1 or len(betas) < 1 or (betas <= 0).any() or (betas >= 1).any():
+            raise GenzooError("betas must be a non-empty 1-d tensor with values in (0, 1)")
+        self.betas = betas
+        self.num_steps = len(betas)
+        self.alphas = 1.0 - betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, 0)
+        self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+        self.posterior_variance = betas * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
+        # betatilde_1 = 0: log-variance clipped to betatilde_2 as in Ho et al.'s code for the t = 1 term.
+        self.posterior_log_variance = torch.log(
+            torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]])
+            if self.num_steps > 1
+            else betas
+        )
+        self.posterior_coef_x0 = betas * self.alphas_cumprod_prev.sqrt() / (1 - self.alphas_cumprod)
+        self.posterior_coef_xt = (
+            (1 - self.alphas_cumprod_prev) * self.alphas.sqrt() / (1 - self.alphas_cumprod)
+        )
+
+    @classmethod
+    def make(cls, kind: str, num_steps: int) -> NoiseSchedule:
+        if num_steps < 1:
+            raise GenzooError(f"the number of diffusion steps must be >= 1, got {num_steps}")
+        if kind == "linear":
+            # Ho et al.: 1e-4 .. 0.02 for T = 1000; scaled so other T keep the same total noise.
+            scale = 1000 / num_steps
+            return cls(torch.linspace(scale * 1e-4, min(scale * 0.02, 0.999), num_steps, dtype=torch.float64))
+        if kind == "cosine":
+            # Nichol & Dhariwal 2021: abar(t) = f(t) / f(0), f(t) = cos^2((t/T + s) / (1 + s) * pi/2).
+            s = 0.008
+            t = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+            f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+            abar = f / f[0]
+            return cls((1 - abar[1:] / abar[:-1]).clamp(max=0.999))
+        raise GenzooError(f"unknown noise schedule '{kind}'; choose one of: {', '.join(SCHEDULES)}")
+
+    @staticmethod
+    def _at(values: torch.Tensor, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """values[index] as float32 on `like`'s device, shaped to broadcast over an example."""
+        out = values.to(like.device)[index.to(like.device)].float()
+        return out.view(-1, *[1] * (like.dim() - 1))
+
+    # ---- forward process ------------------------------------------------------------
+    def q_mean_var(self, x0: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of q(x_t | x_0)."""
+        abar = self._at(self.alphas_cumprod, index, x0)
+        return abar.sqrt() * x0, (1 - abar).expand_as(x0)
+
+    def q_sample(self, x0: torch.Tensor, index: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        abar = self._at(self.alphas_cumprod, index, x0)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def q_posterior(
+        self, x0: torch.Tensor, xt: torch.Tensor, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean, variance and (clipped) log-variance of q(x_{t-1} | x_t, x_0)."""
+        mean = (
+            self._at(self.posterior_coef_x0, index, xt) * x0
+            + self._at(self.posterior_coef_xt, index, xt) * xt
+        )
+        var = self._at(self.posterior_variance, index, xt).expand_as(xt)
+        log_var = self._at(self.posterior_log_variance, index, xt).expand_as(xt)
+        return mean, var, log_var
+
+    def predict_x0(self, xt: torch.Tensor, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        abar = self._at(self.alphas_cumprod, index, xt)
+        return (xt - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+    def timesteps(self, steps: int | None) -> list[int]:
+        """`steps` indices spread evenly over 0..T-1, always ending at T-1 (the noisiest)."""
+        steps = self.num_steps if steps is None else steps
+        if not 1 <= steps <= self.num_steps:
+            raise GenzooError(f"steps must be in 1..{self.num_steps}, got {steps}")
+        if steps == self.num_steps:
+            return list(range(self.num_steps))
+        return (
+            sorted({round(i * (self.num_steps - 1) / (steps - 1)) for i in range(steps)})
+            if steps > 1
+            else [self.num_steps - 1]
+        )
+
+
+def ddim_coefficients(
+    schedule: NoiseSchedule, index: int, prev: int | None, eta: float
+) -> tuple[float, float, float]:
+    """DDIM update x_prev = a * x0_hat + b * eps_hat + sigma * z: returns (a, b, sigma).
+
+    sigma^2 = eta^2 (1 - abar_prev)/(1 - abar_t) (1 - abar_t/abar_prev); `prev=None` means x_0.
+    """
+    abar_t = float(schedule.alphas_cumprod[index])
+    abar_prev = float(schedule.alphas_cumprod[prev]) if prev is not None else 1.0
+    var = eta**2 * (1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)
+    return math.sqrt(abar_prev), math.sqrt(max(1 - abar_prev - var, 0.0)), math.sqrt(var)
+
+
+def _full(index: int, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((len(x),), index, device=x.device, dtype=torch.long)
+
+
+def _x0_hat(
+    schedule: NoiseSchedule, x: torch.Tensor, index: int, eps: torch.Tensor, clip: bool
+) -> torch.Tensor:
+    x0 = schedule.predict_x0(x, _full(index, x), eps)
+    return x0.clamp(-1, 1) if clip else x0
+
+
+def _replace_known(
+    schedule: NoiseSchedule,
+    x: torch.Tensor,
+    prev: int | None,
+    known: tuple[torch.Tensor, torch.Tensor] | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Put a draw of q(x_prev | x_0) on the kept pixels (x_0 itself when prev is None)."""
+    if known is None:
+        return x
+    x0, keep = known
+    if prev is None:
+        target = x0
+    else:
+        target = schedule.q_sample(x0, _full(prev, x0), normal(tuple(x0.shape), generator, x0.device))
+    return torch.where(keep, target, x)
+
+
+def _renoise(
+    schedule: NoiseSchedule,
+    x_prev: torch.Tensor,
+    index: int,
+    prev: int | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Draw x_t ~ q(x_t | x_prev): back up one (possibly respaced) step, for RePaint resampling."""
+    abar_prev = float(schedule.alphas_cumprod[prev]) if prev is not None else 1.0
+    ratio = float(schedule.alphas_cumprod[index]) / abar_prev
+    noise = normal(tuple(x_prev.shape), generator, x_prev.device)
+    return math.sqrt(ratio) * x_prev + math.sqrt(1 - ratio) * noise
+
+
+def _loop(
+    step: Callable[[torch.Tensor, int, int | None], torch.Tensor],
+    schedule: NoiseSchedule,
+    x: torch.Tensor,
+    indices: list[int],
+    generator: torch.Generator | None,
+    known: tuple[torch.Tensor, torch.Tensor] | None,
+    resample: int,
+) -> torch.Tensor:
+    if resample < 1:
+        raise GenzooError(f"resample must be >= 1, got {resample}")
+    for i in reversed(range(len(indices))):
+        index, prev = indices[i], (indices[i - 1] if i > 0 else None)
+        for r in range(resample):
+            x_prev = _replace_known(schedule, step(x, index, prev), prev, known, generator)
+            if r < resample - 1 and prev is not None:
+                x = _renoise(schedule, x_prev, index, prev, generator)
+            else:
+                break
+        x = x_prev
+    return x
+
+
+def ddpm_sample(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    steps: int | None = None,
+    variance: str = "small",
+    clip: bool = True,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+    resample: int = 1,
+) -> torch.Tensor:
+    """Ancestral sampling from x_T; returns x_0 (internal units, not snapped).
+
+    With `steps < T` the process is respaced (Nichol & Dhariwal): the betas between chosen
+    steps are 1 - abar_t / abar_prev, and the same posterior formulas apply.
+    """
+    if variance not in ("small", "large"):
+        raise GenzooError(f"variance must be 'small' or 'large', got '{variance}'")
+    indices = schedule.timesteps(steps)
+
+    def step(x: torch.Tensor, index: int, prev: int | None) -> torch.Tensor:
+        eps = eps_fn(x, _full(index, x))
+        x0 = _x0_hat(schedule, x, index, eps, clip)
+        abar_t = float(schedule.alphas_cumprod[index])
+        abar_prev = float(schedule.alphas_cumprod[prev]) if prev is not None else 1.0
+        beta = 1 - abar_t / abar_prev
+        mean = (beta * math.sqrt(abar_prev) * x0 + (1 - abar_prev) * math.sqrt(1 - beta) * x) / (1 - abar_t)
+        if prev is None:
+            return mean
+        var = beta * (1 - abar_prev) / (1 - abar_t) if variance == "small" else beta
+        return mean + math.sqrt(var) * normal(tuple(x.shape), generator, x.device)
+
+    return _loop(step, schedule, x_T, indices, generator, known, resample)
+
+
+def ddim_sample(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    steps: int | None = 50,
+    eta: float = 0.0,
+    clip: bool = True,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+    resample: int = 1,
+) -> torch.Tensor:
+    """DDIM sampling on `steps` evenly spaced timesteps; returns x_0 (internal units)."""
+    if eta < 0:
+        raise GenzooError(f"eta must be >= 0, got {eta}")
+    indices = schedule.timesteps(steps)
+
+    def step(x: torch.Tensor, index: int, prev: int | None) -> torch.Tensor:
+        eps = eps_fn(x, _full(index, x))
+        x0 = _x0_hat(schedule, x, index, eps, clip)
+        if clip:  # keep eps consistent with the clipped x0, so the update stays on the data's range
+            abar = float(schedule.alphas_cumprod[index])
+            eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+        a, b, sigma = ddim_coefficients(schedule, index, prev, eta)
+        out = a * x0 + b * eps
+        if sigma > 0:
+            out = out + sigma * normal(tuple(x.shape), generator, x.device)
+        return out
+
+    return _loop(step, schedule, x_T, indices, generator, known, resample)
+
+
+SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}
