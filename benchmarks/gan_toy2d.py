@@ -60,11 +60,11 @@ def main() -> None:
     torch.set_num_threads(1)  # tiny MLPs: more threads only add overhead on a shared CPU
     results = []
     for name in args.models:
-        results.append(run_one(name, {"seed": args.seed}, args.work / name, args.reuse))
+        results.append(run_one(name, {"train.seed": args.seed}, args.work / name, args.reuse))
         print(results[-1])
     if not args.no_collapse:
         bad = run_one(
-            BAD["model"], {**BAD["settings"], "seed": args.seed}, args.work / "collapse", args.reuse
+            BAD["model"], {**BAD["settings"], "train.seed": args.seed}, args.work / "collapse", args.reuse
         )
         results.append({**bad, "deliberately_bad": True})
         print(results[-1])
