@@ -44,3 +44,13 @@ def save(name: str, result: dict) -> Path:
     print(json.dumps(payload, indent=2))
     print(f"saved {path}")
     return path
+
+
+def save_grid(name: str, images: torch.Tensor, low: float, high: float, ncol: int) -> Path:
+    """Write RESULTS/name.png, a grid of images for the README."""
+    from genzoo.viz import save_image_grid
+
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.png"
+    save_image_grid(images, path, low, high, ncol=ncol)
+    return path

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import save
+from common import save, save_grid
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, domain_classifier_for, frechet_distance
@@ -36,7 +36,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/bench-ddpm-digits"))
     parser.add_argument("--reuse", action="store_true", help="evaluate an existing run instead of retraining")
     parser.add_argument("--settings", default="", help="extra training settings, key=value,key=value")
-    parser.add_argument("--n", type=int, default=1000, help="samples per sampler")
+    parser.add_argument("--n", type=int, default=1000, help="unconditional samples judged for class coverage")
+    parser.add_argument(
+        "--n-compare", type=int, default=1000, help="samples drawn by each of DDIM-50 and DDPM-T, timed"
+    )
     parser.add_argument("--n-cond", type=int, default=50, help="guided samples per class")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--n-inpaint", type=int, default=200)
@@ -44,8 +47,9 @@ def main() -> None:
         "--nll-n", type=int, default=447, help="test images for the nll bound (all 447 by default)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a shared 2-core CPU)")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # OpenMP threads spin-wait badly on a shared 2-core machine
+    torch.set_num_threads(args.threads)
     run = args.work
     settings = {"seed": args.seed}
     for item in filter(None, args.settings.split(",")):
@@ -63,20 +67,29 @@ def main() -> None:
     result: dict = {"train_seconds": train_seconds, "config": model.config.to_dict()}
 
     real_feats = classifier.features(x_test)
-    for sampler, steps in (("ddim", 50), ("ddpm", None)):
-        samples, seconds = timed(
-            lambda s=sampler, k=steps: model.sample(args.n, generator=gen(), sampler=s, steps=k)
-        )
-        coverage = class_coverage(classifier.predict(samples), 10)
-        shares = coverage["class_shares"]
-        result[f"{sampler}_{steps or model.config.num_steps}"] = {
-            "seconds": seconds,
+
+    def judge(samples: torch.Tensor) -> dict:
+        shares = class_coverage(classifier.predict(samples), 10)["class_shares"]
+        return {
+            "n": len(samples),
             "fid_classifier": round(frechet_distance(classifier.features(samples), real_feats), 4),
-            "classes_hit": coverage["classes_hit"],
+            "classes_hit": sum(s > 0 for s in shares),
             "class_shares": [round(s, 3) for s in shares],
             "all_classes_5_to_15_percent": all(0.05 <= s <= 0.15 for s in shares),
         }
-        print(sampler, result[f"{sampler}_{steps or model.config.num_steps}"])
+
+    # Unconditional samples (the default DDIM-50 sampler) judged for class coverage.
+    samples = model.sample(args.n, generator=gen(), sampler="ddim", steps=50)
+    result["unconditional_ddim_50"] = judge(samples)
+    print(result["unconditional_ddim_50"])
+    # Speed and quality of DDIM-50 against DDPM with all T steps, on the same number of samples.
+    for sampler, steps in (("ddim", 50), ("ddpm", None)):
+        samples, seconds = timed(
+            lambda s=sampler, k=steps: model.sample(args.n_compare, generator=gen(), sampler=s, steps=k)
+        )
+        key = f"{sampler}_{steps or model.config.num_steps}"
+        result[key] = {"seconds": seconds, **judge(samples)}
+        print(key, result[key])
     ddim, ddpm = result["ddim_50"], result[f"ddpm_{model.config.num_steps}"]
     result["ddim_speedup"] = round(ddpm["seconds"] / ddim["seconds"], 1)
     result["ddim_fid_ratio"] = round(ddim["fid_classifier"] / max(ddpm["fid_classifier"], 1e-12), 3)
@@ -94,6 +107,8 @@ def main() -> None:
         "seconds": seconds,
     }
     print(result["conditional"])
+    per_class = cond.view(10, args.n_cond, *cond.shape[1:])[:, :10].reshape(-1, *cond.shape[1:])
+    save_grid("diffusion_digits_guided", per_class, 0, 16, ncol=min(10, args.n_cond))
 
     x, y = x_test[: args.n_inpaint], y_test[: args.n_inpaint]
     mask = torch.zeros(8, 8, dtype=torch.bool)
@@ -109,6 +124,9 @@ def main() -> None:
         "seconds": seconds,
     }
     print(result["inpaint_bottom_half"])
+    shown = x[:10].clone()
+    shown[:, :, 4:] = 0
+    save_grid("diffusion_digits_inpaint", torch.cat([x[:10], shown, filled[:10]]), 0, 16, ncol=10)
 
     lp, seconds = timed(lambda: model.log_prob(x_test[: args.nll_n]))
     result["nll_test"] = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -136,6 +138,16 @@ class GenerativeModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """Evaluation mode (no dropout, frozen norms) for the duration, then the previous mode again."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
     # ---- persistence --------------------------------------------------------------
     def save_pretrained(
         self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
@@ -149,6 +161,13 @@ class GenerativeModel(nn.Module):
         payload = {"model": self.name, "config": self.config.to_dict()}
         _atomic_write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2))
         save_weights(state_dict if state_dict is not None else self.state_dict(), directory / WEIGHTS_FILE)
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`(x, y)` from what a dataset yields: a tensor alone, or `(x, y)` with y = -1 where unlabelled."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:

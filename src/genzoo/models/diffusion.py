@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig
+from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
 from genzoo.nn.unet import UNet
@@ -171,9 +171,7 @@ class DDPM(GenerativeModel):
     # ---- training ---------------------------------------------------------------------
     def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
         """Ho et al.'s simple loss: mean squared error of the predicted noise at a uniform random t."""
-        x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
-        if isinstance(x, (tuple, list)):
-            x = x[0]
+        x, y = split_batch(batch)
         x0 = self._internal(x)
         n = len(x0)
         index = torch.randint(self.config.num_steps, (n,), device=self.device)
@@ -256,9 +254,7 @@ class DDPM(GenerativeModel):
         if n < 0:
             raise GenzooError(f"number of samples must be >= 0, got {n}")
         y = self._labels(n, label)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.inference():
             x_T = normal((n, *self.shape), generator, self.device)
             parts = []
             for start in range(0, n, batch_size):
@@ -270,8 +266,6 @@ class DDPM(GenerativeModel):
                 )
             x0 = torch.cat(parts) if parts else x_T
             return self.rescale.to_data(x0)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def inpaint(
@@ -306,15 +300,11 @@ class DDPM(GenerativeModel):
                 f"mask of shape {tuple(fill.shape)} does not match images of shape {tuple(x.shape)}"
             ) from err
         y = self._labels(len(x0), label)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.inference():
             x_T = normal(tuple(x0.shape), generator, self.device)
             out = self._run_sampler(
                 x_T, generator, sampler, steps, eta, guidance, y, known=(x0, ~fill), resample=resample
             )
-        finally:
-            self.train(was_training)
         out = torch.where(fill, self.rescale.to_data(out), x)
         return out[0] if single else out
 
@@ -378,16 +368,12 @@ class DDPM(GenerativeModel):
     ) -> torch.Tensor:
         """The variational lower bound on log p(x) per example, in nats (all T terms, one draw of
         x_t each; seeded, so repeated evaluations agree)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.inference():
             out = []
             for start in range(0, len(x), batch_size):
                 terms = self.vlb_terms(x[start : start + batch_size], generator=generator)
                 out.append(-(terms["prior"] + terms["diffusion"].sum(1) + terms["decoder"]))
             return torch.cat(out)
-        finally:
-            self.train(was_training)
 
 
 __all__ = ["DDPM", "DDPMConfig", "discretized_gaussian_log_prob", "gaussian_kl"]

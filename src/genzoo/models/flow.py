@@ -32,9 +32,7 @@ as flows are classed (DESIGN.md).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +41,7 @@ from torch import nn
 
 from genzoo.errors import GenzooError
 from genzoo.metrics.likelihood import discrete_nll_from_density
-from genzoo.models.base import GenerativeModel, ModelConfig
+from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.flow_layers import (
     ActNorm,
@@ -75,6 +73,17 @@ class _Flow(GenerativeModel):
     family = "flow"
     log_prob_kind = "exact"
     _image = True
+    # The image flows' defaults; MAF sets its own.
+    train_defaults = {
+        "lr": 1e-3,
+        "batch_size": 64,
+        "max_steps": 3000,
+        "lr_decay_steps": 3000,
+        "warmup_steps": 100,
+        "weight_decay": 5e-5,
+        "grad_clip": 10.0,
+        "eval_every": 500,
+    }
 
     def __init__(self, config: FlowConfig):
         super().__init__(config)
@@ -92,11 +101,8 @@ class _Flow(GenerativeModel):
 
     def _finish(self) -> None:
         """Record the shapes of the latent parts (one dry pass in eval mode, so ActNorm stays uninitialised)."""
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
+        with self.inference(), torch.no_grad():
             parts, _ = self._forward_parts(torch.zeros(1, *self._flow_shape()))
-        self.train(was_training)
         self.latent_shapes = [tuple(p.shape[1:]) for p in parts]
 
     def _flow_shape(self) -> tuple[int, ...]:
@@ -194,7 +200,7 @@ class _Flow(GenerativeModel):
 
         Dequantization noise comes from the global RNG (the Trainer checkpoints it).
         """
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x, _ = split_batch(batch)
         x = self._check(x)
         u = torch.rand_like(x) if self.discrete else None
         nll = -self._log_prob_with_noise(x, u).mean()
@@ -210,7 +216,7 @@ class _Flow(GenerativeModel):
             if generator is None:
                 generator = torch.Generator(device="cpu").manual_seed(self.config.eval_seed)
             u = uniform(tuple(x.shape), generator, self.device).to(x.dtype)
-        with self._inference():
+        with self.inference():
             return self._log_prob_with_noise(x, u)
 
     @torch.no_grad()
@@ -230,7 +236,7 @@ class _Flow(GenerativeModel):
         """Data (N, *data_shape) -> latents (N, D), all scales concatenated; discrete data at bin centres."""
         x = self._check(x)
         u = torch.full_like(x, 0.5) if self.discrete else None
-        with self._inference():
+        with self.inference():
             return self._log_density_unit(self._to_unit(x, u)[0])[1]
 
     @torch.no_grad()
@@ -239,21 +245,12 @@ class _Flow(GenerativeModel):
         if z.dim() != 2 or z.shape[1] != self.numel:
             raise GenzooError(f"latents must have shape (N, {self.numel}), got {tuple(z.shape)}")
         z = z.to(self.device, next(self.parameters()).dtype)
-        with self._inference():
+        with self.inference():
             h = self._inverse_parts(self._unflatten(z))
             if self.use_logit:
                 h = self.logit.inverse(h)
             x = self._from_unit(h.reshape(len(z), *self.shape))
         return x.float()
-
-    @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
 
 
 def _check_image(shape: tuple[int, ...], squeezes: int, name: str) -> None:
@@ -283,16 +280,6 @@ class RealNVP(_Flow):
     Config = RealNVPConfig
     name = "realnvp"
     modalities = ("image",)
-    train_defaults = {
-        "lr": 1e-3,
-        "batch_size": 64,
-        "max_steps": 3000,
-        "lr_decay_steps": 3000,
-        "warmup_steps": 100,
-        "weight_decay": 5e-5,
-        "grad_clip": 10.0,
-        "eval_every": 500,
-    }
 
     def __init__(self, config: RealNVPConfig):
         super().__init__(config)
@@ -337,16 +324,6 @@ class Glow(_Flow):
     Config = GlowConfig
     name = "glow"
     modalities = ("image",)
-    train_defaults = {
-        "lr": 1e-3,
-        "batch_size": 64,
-        "max_steps": 3000,
-        "lr_decay_steps": 3000,
-        "warmup_steps": 100,
-        "weight_decay": 5e-5,
-        "grad_clip": 10.0,
-        "eval_every": 500,
-    }
 
     def __init__(self, config: GlowConfig):
         super().__init__(config)

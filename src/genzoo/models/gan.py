@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig, Phase
+from genzoo.models.base import GenerativeModel, ModelConfig, Phase, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import ConvDecoder, mlp
 from genzoo.nn.likelihoods import Rescale, normal
@@ -258,9 +258,7 @@ class GAN(GenerativeModel):
 
     # ---- helpers ------------------------------------------------------------------------
     def _real(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
-        if isinstance(x, (tuple, list)):
-            x = x[0]
+        x, y = split_batch(batch)
         if tuple(x.shape[1:]) != self.shape:
             raise GenzooError(
                 f"GAN expects data of shape (N, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}"
@@ -343,14 +341,10 @@ class GAN(GenerativeModel):
             raise GenzooError(f"number of samples must be >= 0, got {n}")
         if truncation <= 0:
             raise GenzooError(f"truncation must be > 0, got {truncation}")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.inference():
             z = normal((n, self.config.latent_dim), generator, self.device) * truncation
             y = self._labels(n, label, generator)
             return self.rescale.to_data(self.generator(z, y))
-        finally:
-            self.train(was_training)
 
     def _labels(self, n: int, label: Any, generator: torch.Generator | None) -> torch.Tensor | None:
         k = self.config.num_classes

@@ -22,9 +22,7 @@ likelihood is a categorical over the L levels (`genzoo.nn.likelihoods.Categorica
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +30,7 @@ import torch
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig
+from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import activation
 from genzoo.nn.likelihoods import Categorical, Rescale, uniform
@@ -161,9 +159,7 @@ class PixelCNN(GenerativeModel):
     # ---- training and likelihood --------------------------------------------------------
     def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
         """Mean NLL per image (nats); `bpd` logged beside it."""
-        x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
-        if isinstance(x, (tuple, list)):
-            x = x[0]
+        x, y = split_batch(batch)
         x_int = self.rescale.to_internal(self._check(x))
         ll = self.likelihood.log_prob(self.logits(x_int, y if self.config.conditional else None), x_int)
         nll = -ll.mean()
@@ -231,7 +227,7 @@ class PixelCNN(GenerativeModel):
         x_int = self.rescale.to_internal(x).clone()
         _, _, height, width = x.shape
         values = torch.linspace(-1.0, 1.0, self.levels, device=self.device)
-        with self._inference():
+        with self.inference():
             for i in range(height):
                 for j in range(width):
                     # Noise for every position, so the stream does not depend on the mask.
@@ -244,12 +240,3 @@ class PixelCNN(GenerativeModel):
                     draw = values[(logits / temperature + gumbel).argmax(1)]
                     x_int[:, :, i, j] = torch.where(known[:, :, i, j], x_int[:, :, i, j], draw)
         return torch.where(known, x, self.rescale.to_data(x_int))
-
-    @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)

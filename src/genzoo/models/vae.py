@@ -14,7 +14,6 @@ Data arrive in the dataset's units and are mapped to [-1, 1] inside (`Rescale`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig
+from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import ConvDecoder, ConvEncoder, mlp
 from genzoo.nn.likelihoods import Rescale, make_likelihood, normal, resolve_likelihood
@@ -178,7 +177,7 @@ class VAE(GenerativeModel):
 
         Reparameterisation noise comes from the global RNG (the Trainer checkpoints it).
         """
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x, _ = split_batch(batch)
         x_int = self.rescale.to_internal(self._check(x))
         mu, logvar = self._posterior(x_int)
         c = self.config
@@ -249,7 +248,7 @@ class VAE(GenerativeModel):
         k = k or self.config.iwae_k
         generator = generator or _default_generator(self)
         out = torch.empty(len(x), device=self.device)
-        with self._inference():
+        with self.inference():
             for rows, log_w in self._log_weights(x, k, generator):
                 out[rows] = torch.logsumexp(log_w, 0) - math.log(k)
         return out
@@ -261,7 +260,7 @@ class VAE(GenerativeModel):
         """Evidence lower bound per example, in nats (Monte Carlo over `samples` posterior draws)."""
         generator = generator or _default_generator(self)
         out = torch.empty(len(x), device=self.device)
-        with self._inference():
+        with self.inference():
             for rows, log_w in self._log_weights(x, samples, generator):
                 out[rows] = log_w.mean(0)
         return out
@@ -281,14 +280,14 @@ class VAE(GenerativeModel):
             raise GenzooError(f"number of samples must be >= 0, got {n}")
         if temperature <= 0:
             raise GenzooError(f"temperature must be > 0, got {temperature}")
-        with self._inference():
+        with self.inference():
             z = self._prior_sample(n, generator, temperature)
             return self._decode(z, mean=mean, generator=generator)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior q(z|x): (mean, log-variance), each (N, latent_dim)."""
-        with self._inference():
+        with self.inference():
             return self._posterior(self.rescale.to_internal(self._check(x)))
 
     @torch.no_grad()
@@ -296,7 +295,7 @@ class VAE(GenerativeModel):
         self, z: torch.Tensor, *, mean: bool = True, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Latents (N, latent_dim) -> data (N, *data_shape) in dataset units (the mean, or a draw)."""
-        with self._inference():
+        with self.inference():
             return self._decode(z.to(self.device, torch.float32), mean=mean, generator=generator)
 
     def _decode(self, z: torch.Tensor, *, mean: bool, generator: torch.Generator | None) -> torch.Tensor:
@@ -325,16 +324,6 @@ class VAE(GenerativeModel):
         z = (1 - t) * z1 + t * z2  # (steps, N, D)
         out = self.decode(z.flatten(0, 1)).view(steps, len(z1), *self.shape)
         return out[:, 0] if single else out
-
-    @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        """Evaluation mode (no dropout) for the duration, so inference is deterministic."""
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
 
 
 def _gen_device(generator: torch.Generator | None, model: nn.Module) -> torch.device:
