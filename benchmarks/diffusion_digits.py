@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--n-cond", type=int, default=50, help="guided samples per class")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--n-inpaint", type=int, default=200)
+    parser.add_argument("--resample", type=int, default=10, help="RePaint resampling per inpainting step")
     parser.add_argument(
         "--nll-n", type=int, default=447, help="test images for the nll bound (all 447 by default)"
     )
@@ -83,16 +84,23 @@ def main() -> None:
     result["unconditional_ddim_50"] = judge(samples)
     print(result["unconditional_ddim_50"])
     # Speed and quality of DDIM-50 against DDPM with all T steps, on the same number of samples.
-    for sampler, steps in (("ddim", 50), ("ddpm", None)):
+    # eta = 0 is DDIM's deterministic sampler; eta = 1 keeps DDPM's noise on the 50-step subsequence.
+    for sampler, steps, eta in (("ddim", 50, 0.0), ("ddim", 50, 1.0), ("ddpm", None, 0.0)):
         samples, seconds = timed(
-            lambda s=sampler, k=steps: model.sample(args.n_compare, generator=gen(), sampler=s, steps=k)
+            lambda s=sampler, k=steps, e=eta: model.sample(
+                args.n_compare, generator=gen(), sampler=s, steps=k, eta=e
+            )
         )
-        key = f"{sampler}_{steps or model.config.num_steps}"
+        key = f"{sampler}_{steps or model.config.num_steps}" + (f"_eta{eta:g}" if sampler == "ddim" else "")
         result[key] = {"seconds": seconds, **judge(samples)}
         print(key, result[key])
-    ddim, ddpm = result["ddim_50"], result[f"ddpm_{model.config.num_steps}"]
-    result["ddim_speedup"] = round(ddpm["seconds"] / ddim["seconds"], 1)
-    result["ddim_fid_ratio"] = round(ddim["fid_classifier"] / max(ddpm["fid_classifier"], 1e-12), 3)
+    ddpm = result[f"ddpm_{model.config.num_steps}"]
+    for eta in ("0", "1"):
+        ddim = result[f"ddim_50_eta{eta}"]
+        result[f"ddim_eta{eta}_speedup"] = round(ddpm["seconds"] / ddim["seconds"], 1)
+        result[f"ddim_eta{eta}_fid_ratio"] = round(
+            ddim["fid_classifier"] / max(ddpm["fid_classifier"], 1e-12), 3
+        )
 
     labels = torch.arange(10).repeat_interleave(args.n_cond)
     cond, seconds = timed(
@@ -114,11 +122,13 @@ def main() -> None:
     mask = torch.zeros(8, 8, dtype=torch.bool)
     mask[4:] = True
     filled, seconds = timed(
-        lambda: model.inpaint(x, mask, generator=gen(), sampler="ddim", steps=50, resample=2)
+        lambda: model.inpaint(
+            x, mask, generator=gen(), sampler="ddim", steps=50, eta=1.0, resample=args.resample
+        )
     )
     result["inpaint_bottom_half"] = {
         "n": len(x),
-        "method": "ddim-50, RePaint resample=2",
+        "method": f"ddim-50 eta 1, RePaint resample={args.resample}",
         "label_agreement": round(float((classifier.predict(filled) == y).float().mean()), 4),
         "classifier_accuracy_on_real": round(float((classifier.predict(x) == y).float().mean()), 4),
         "seconds": seconds,
