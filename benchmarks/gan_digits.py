@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import save
+from common import save, save_grid
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, classifier_cache_dir, domain_classifier_for, frechet_distance
@@ -56,6 +56,7 @@ def main() -> None:
             seconds = train_or_reuse(name, settings, run, args.reuse)
             model = load(run)
             samples = model.sample(args.n, generator=generator())
+            save_grid(f"gan_digits_{run.name}", samples[:100], 0, 16, ncol=10)
             coverage = class_coverage(classifier.predict(samples), 10)
             shares = coverage["class_shares"]
             result = {
@@ -70,6 +71,8 @@ def main() -> None:
             if conditional:
                 labels = torch.arange(10).repeat_interleave(args.n_cond)
                 drawn = model.sample(len(labels), generator=generator(), label=labels)
+                first_ten = drawn.view(10, args.n_cond, *drawn.shape[1:])[:, :10].flatten(0, 1)
+                save_grid(f"gan_digits_{run.name}_by_label", first_ten, 0, 16, ncol=10)
                 result["label_accuracy"] = round(
                     float((classifier.predict(drawn) == labels).float().mean()), 4
                 )

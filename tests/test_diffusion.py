@@ -12,7 +12,13 @@ from genzoo.data import load_dataset
 from genzoo.errors import GenzooError
 from genzoo.models import get_model_class
 from genzoo.models.diffusion import discretized_gaussian_log_prob, gaussian_kl
-from genzoo.samplers import NoiseSchedule, ddim_coefficients, ddim_sample, ddpm_sample
+from genzoo.samplers import (
+    NoiseSchedule,
+    ddim_coefficients,
+    ddim_sample,
+    ddpm_sample,
+    reconstruction_guided,
+)
 
 TINY = {"channels": 8, "num_steps": 20, "channel_mults": (1, 2), "attention_levels": (1,), "dropout": 0.0}
 
@@ -148,20 +154,41 @@ def test_label_dropout_trains_the_unconditional_token(digits):
     assert grad[10].abs().sum() > 0 and grad[:10].abs().sum() == 0
 
 
-@pytest.mark.parametrize("sampler, resample", [("ddpm", 1), ("ddim", 2)])
-def test_inpainting_keeps_the_known_pixels(digits, sampler, resample):
+def test_reconstruction_guidance_moves_x0_by_its_formula(digits):
+    # eps(x) = c x makes x0_hat(x) = k x, k = (1 - sqrt(1 - abar) c) / sqrt(abar), so
+    # grad_x |keep * (k x - target)|^2 = 2 k keep (k x - target) and the guided x0 is
+    # k x - w sqrt(abar) k keep (k x - target): kept pixels move towards the target, others stay.
+    schedule = NoiseSchedule.make("linear", 100)
+    c, w, index = 0.3, 2.0, torch.full((2,), 40)
+    x, target = torch.randn(2, 1, 2, 2, dtype=torch.float64), torch.randn(2, 1, 2, 2, dtype=torch.float64)
+    keep = torch.zeros(2, 1, 2, 2, dtype=torch.bool)
+    keep[..., 0, :] = True
+    guided = reconstruction_guided(lambda x, i: c * x, schedule, (target, keep), w)
+    with torch.no_grad():  # the wrapper turns gradients on for itself, as samplers run without
+        eps = guided(x, index)
+    abar = schedule.alphas_cumprod[40]
+    k = (1 - (1 - abar).sqrt() * c) / abar.sqrt()
+    expected = k * x - w * abar.sqrt() * k * keep * (k * x - target)
+    assert torch.allclose(schedule.predict_x0(x, index, eps), expected, atol=1e-10)
+    with pytest.raises(GenzooError):
+        _tiny(digits).inpaint(torch.zeros(1, 8, 8), torch.ones(8, 8), reconstruction=-1.0)
+
+
+@pytest.mark.parametrize(
+    "sampler, resample, reconstruction", [("ddpm", 1, 0.0), ("ddim", 2, 0.0), ("ddim", 1, 20.0)]
+)
+def test_inpainting_keeps_the_known_pixels(digits, sampler, resample, reconstruction):
     model = _tiny(digits)
     x = digits.split("test").tensors[0][:3]
     mask = torch.zeros(8, 8, dtype=torch.bool)
     mask[4:] = True  # fill the bottom half
     g = torch.Generator().manual_seed(0)
-    out = model.inpaint(x, mask, generator=g, sampler=sampler, steps=10, resample=resample)
+    options = {"sampler": sampler, "steps": 10, "resample": resample, "reconstruction": reconstruction}
+    out = model.inpaint(x, mask, generator=g, **options)
     assert out.shape == x.shape
     assert torch.equal(out[:, :, :4], x[:, :, :4])
     assert ((out >= 0) & (out <= 16) & (out == out.round())).all()
-    again = model.inpaint(
-        x, mask, generator=torch.Generator().manual_seed(0), sampler=sampler, steps=10, resample=resample
-    )
+    again = model.inpaint(x, mask, generator=torch.Generator().manual_seed(0), **options)
     assert torch.equal(out, again)
 
 

@@ -150,6 +150,28 @@ def test_conditional_generator_and_projection_discriminator():
         unconditional.sample(2, label=1)
 
 
+def test_packed_discriminator_scores_packs_and_penalises_per_pack():
+    model, _ = _model("dcgan", pack=2, hidden=(16,))
+    d = model.discriminator
+    x = torch.randn(6, 2)
+    scores = d(x)
+    assert scores.shape == (3,)
+    # A pack is its members side by side: the same as scoring the concatenated rows.
+    pairs = x.reshape(3, 4)
+    assert torch.allclose(scores, d.head(d.act(d.body(pairs))).squeeze(1), atol=1e-6)
+    # Penalties take the gradient norm over a whole pack, the discriminator's real input.
+    real, fake, alpha = torch.randn(6, 2), torch.randn(6, 2), torch.rand(6)
+    x_hat = (alpha[:, None] * real + (1 - alpha[:, None]) * fake).requires_grad_(True)
+    (g,) = torch.autograd.grad(d(x_hat).sum(), x_hat)
+    expected = ((g.reshape(3, 4).norm(dim=1) - 1) ** 2).mean()
+    assert gradient_penalty(d, real, fake, alpha).item() == pytest.approx(expected.item(), rel=1e-5)
+    # An odd batch drops its last example rather than splitting a pack.
+    losses = model.loss(torch.randn(7, 2), phase="disc")
+    assert torch.isfinite(losses["loss"])
+    with pytest.raises(GenzooError):
+        _model("dcgan", "digits", pack=2, conditional=True)
+
+
 def test_config_validation():
     with pytest.raises(GenzooError):
         _model("dcgan", loss="square")
@@ -157,6 +179,8 @@ def test_config_validation():
         _model("dcgan", "toy2d-swissroll", conditional=True)  # no labels
     with pytest.raises(GenzooError):
         _model("dcgan", architecture="conv")  # vectors are not images
+    with pytest.raises(GenzooError):
+        _model("dcgan", pack=0)
 
 
 def test_short_training_run_logs_both_phases(tmp_path):

@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--resample", type=int, help="RePaint resampling per step (1 = plain replacement)")
+    p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 like DDPM")
+    p.add_argument(
+        "--reconstruction", type=float, help="reconstruction guidance weight (0 = replacement only)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
 
@@ -169,7 +173,9 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
             raise GenzooError("-n must be a positive number of images")
         images = spec.load_data().split(args.split).tensors[0][: args.n]
     mask = region_mask(args.mask, tuple(images.shape[-2:]))
-    options = _family_options(args, ("sampler", "steps", "resample"), model.inpaint, spec.model)
+    options = _family_options(
+        args, ("sampler", "steps", "eta", "resample", "reconstruction"), model.inpaint, spec.model
+    )
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     if images.dim() == 3:
         images = images.unsqueeze(0)

@@ -19,6 +19,8 @@ Arrays are indexed by t - 1 (index 0 is t = 1); the network sees the index. Samp
 
 Both take `known=(x0, keep)` for inpainting: after every step the kept pixels are replaced by
 a draw of q(x_{t_prev} | x_0), and `resample > 1` re-noises and repeats each step (RePaint).
+`reconstruction_guided` wraps an eps_fn so that the predicted x_0 is also pulled towards the
+kept pixels through the network's gradient (Ho et al. 2022), which replacement alone cannot do.
 """
 
 from __future__ import annotations
@@ -120,6 +122,34 @@ class NoiseSchedule:
             if steps > 1
             else [self.num_steps - 1]
         )
+
+
+def reconstruction_guided(
+    eps_fn: EpsFn, schedule: NoiseSchedule, known: tuple[torch.Tensor, torch.Tensor], weight: float
+) -> EpsFn:
+    """Reconstruction guidance (Ho et al. 2022, "Video Diffusion Models", eq. 7):
+
+        x0_guided = x0_hat - (weight * sqrt(abar_t) / 2) * grad_{x_t} |keep * (x0 - x0_hat(x_t))|^2
+
+    returned as the noise prediction that implies x0_guided, so any sampler can use it. Replacing
+    the kept pixels only tells the fill what they are after the network has spoken; the gradient
+    makes the fill agree with them now. Costs one backward pass per step.
+    """
+    x0_known, keep = known
+    mask = keep.to(x0_known.dtype)
+
+    def guided(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            eps = eps_fn(x_in, index)
+            x0 = schedule.predict_x0(x_in, index, eps)
+            error = ((x0 - x0_known) * mask).pow(2).sum()
+            (grad,) = torch.autograd.grad(error, x_in)
+        abar = schedule._at(schedule.alphas_cumprod, index, x).to(x.dtype)
+        x0_guided = x0.detach() - weight * abar.sqrt() / 2 * grad
+        return (x - abar.sqrt() * x0_guided) / (1 - abar).sqrt()
+
+    return guided
 
 
 def ddim_coefficients(

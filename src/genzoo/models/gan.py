@@ -18,6 +18,11 @@ The two networks train with two optimizers, declared through `phases()`: the Tra
 then "gen" once. `loss(batch, phase="main")` (what validation calls) gives both losses
 without a gradient penalty, for logging.
 
+With `pack = m > 1` (PacGAN, Lin et al. 2018) the discriminator sees m samples of one kind
+side by side (concatenated features or channels) and scores the pack; a generator that
+collapses or puts mass between the modes makes packs that look unlike real ones. Penalties
+then take the gradient norm over the whole pack, the discriminator's real input.
+
 Conditional models (`conditional=True` on labelled data) feed a class embedding to the
 generator and use a projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(h) + <e_y, h>.
 Data are mapped to [-1, 1] inside; samples come back in dataset units (snapped to the levels
@@ -57,6 +62,7 @@ class GANConfig(ModelConfig):
     gp_weight: float = 0.0  # gradient penalty weight (WGAN-GP: 10)
     r1_weight: float = 0.0  # R1 penalty weight on real data (0 = off)
     n_critic: int = 1  # discriminator steps per generator step
+    pack: int = 1  # PacGAN: the discriminator judges `pack` samples at once (> 1 fights collapse)
     d_lr_scale: float = 1.0  # discriminator lr = lr * d_lr_scale (two time scales)
     g_lr_scale: float = 1.0
     dequantize: bool = True  # add uniform noise of one level's width to discrete real data
@@ -113,14 +119,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """x (B, *shape) -> score (B,); a projection term <embed(y), h> when conditional."""
+    """x (B, *shape) -> score (B / pack,); a projection term <embed(y), h> when conditional."""
 
     def __init__(self, c: GANConfig, shape: tuple[int, ...], conv: bool, conditional: bool):
         super().__init__()
-        self.conv = conv
+        self.conv, self.pack = conv, c.pack
         if conv:
             layers: list[nn.Module] = []
-            width = shape[0]
+            width = shape[0] * c.pack
             for ch in c.d_channels:
                 layers += [nn.Conv2d(width, ch, 3, padding=1), nn.LeakyReLU(0.2)]
                 layers += [nn.Conv2d(ch, ch, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
@@ -129,7 +135,7 @@ class Discriminator(nn.Module):
             self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * h * w, c.hidden[-1]))
         else:
             layers = []
-            width = math.prod(shape)
+            width = math.prod(shape) * c.pack
             for hdim in c.hidden:
                 layers += [nn.Linear(width, hdim), nn.LeakyReLU(0.2)]
                 width = hdim
@@ -144,6 +150,8 @@ class Discriminator(nn.Module):
                     nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pack > 1:  # (B, C, ...) -> (B / m, m * C, ...): each row is one pack
+            x = x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:])
         h = self.act(self.body(x))
         out = self.head(h).squeeze(1)
         if self.project is not None:
@@ -187,19 +195,22 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP: mean over the batch of (|grad_x critic(x_hat)|_2 - 1)^2, x_hat = a*real + (1-a)*fake.
 
-    `alpha` (B,) gives each example's mixing point; `critic` maps a batch to scores (B,).
+    `alpha` (B,) gives each example's mixing point; `critic` maps a batch to scores, one per
+    example or one per pack of examples (PacGAN): the norm is taken over what each score sees.
     """
     a = alpha.view(-1, *[1] * (real.dim() - 1))
     x_hat = (a * real + (1 - a) * fake).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return ((grad.reshape(len(scores), -1).norm(dim=1) - 1) ** 2).mean()
 
 
 def r1_penalty(critic: Any, real: torch.Tensor) -> torch.Tensor:
-    """R1: mean over the batch of |grad_x critic(real)|^2 (halved by the caller's weight convention)."""
+    """R1: mean over the scores of |grad_x critic(real)|^2 (halved by the caller's weight convention)."""
     x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
+    scores = critic(x)
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.reshape(len(scores), -1).pow(2).sum(1).mean()
 
 
 # ---- the model --------------------------------------------------------------------------
@@ -231,8 +242,10 @@ class GAN(GenerativeModel):
         self.shape = tuple(c.data_shape)
         if c.loss not in GAN_LOSSES:
             raise GenzooError(f"unknown GAN loss '{c.loss}'; choose one of: {', '.join(GAN_LOSSES)}")
-        if c.latent_dim < 1 or c.n_critic < 1 or not c.hidden:
-            raise GenzooError("latent_dim and n_critic must be >= 1 and hidden must not be empty")
+        if c.latent_dim < 1 or c.n_critic < 1 or c.pack < 1 or not c.hidden:
+            raise GenzooError("latent_dim, n_critic and pack must be >= 1 and hidden must not be empty")
+        if c.pack > 1 and c.conditional:
+            raise GenzooError("pack > 1 works with unconditional GANs only; set pack=1 or conditional=false")
         if c.d_lr_scale <= 0 or c.g_lr_scale <= 0:
             raise GenzooError("d_lr_scale and g_lr_scale must be > 0")
         arch = c.architecture
@@ -263,8 +276,11 @@ class GAN(GenerativeModel):
             raise GenzooError(
                 f"GAN expects data of shape (N, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}"
             )
-        x = self.rescale.to_internal(x.to(self.device, torch.float32))
         c = self.config
+        x = x[: len(x) - len(x) % c.pack]  # whole packs only
+        if len(x) == 0:
+            raise GenzooError(f"a batch needs at least pack={c.pack} examples; raise batch_size")
+        x = self.rescale.to_internal(x.to(self.device, torch.float32))
         if c.dequantize and c.data_levels and self.training:
             # Real data sit on a grid; the generator's outputs do not. Spreading each value over
             # its bin stops the discriminator from winning on the grid alone.
