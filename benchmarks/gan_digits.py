@@ -23,6 +23,21 @@ from genzoo.metrics import class_coverage, classifier_cache_dir, domain_classifi
 from genzoo.models import load
 from genzoo.train import train
 
+# The toy-oriented defaults (conv widths 64/128, lr 1e-3, batch 256) let the discriminator win
+# on digits within 500 steps. Narrower nets, a lower learning rate, R1, small batches, EMA and
+# packing 2 keep all ten classes between 8% and 13%. Packing is for unconditional models only:
+# a conditional generator is told which class to draw.
+SETTINGS = {
+    "g_channels": [32, 64],
+    "d_channels": [32, 64],
+    "lr": 2e-4,
+    "r1_weight": 0.1,
+    "batch_size": 64,
+    "max_steps": 6000,
+    "lr_decay_steps": 6000,
+    "ema_decay": 0.999,
+}
+
 
 def train_or_reuse(name: str, settings: dict, run: Path, reuse: bool) -> float | None:
     if reuse and (run / "model.safetensors").is_file():
@@ -35,7 +50,7 @@ def train_or_reuse(name: str, settings: dict, run: Path, reuse: bool) -> float |
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["dcgan", "sngan"])
+    parser.add_argument("--models", nargs="+", default=["dcgan"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=1000, help="unconditional samples")
     parser.add_argument("--n-cond", type=int, default=100, help="conditional samples per class")
@@ -52,7 +67,12 @@ def main() -> None:
     for name in args.models:
         for conditional in (False, True):
             run = args.work / f"{name}{'-cond' if conditional else ''}"
-            settings = {"seed": args.seed, "conditional": conditional}
+            settings = {
+                **SETTINGS,
+                "pack": 1 if conditional else 2,
+                "seed": args.seed,
+                "conditional": conditional,
+            }
             seconds = train_or_reuse(name, settings, run, args.reuse)
             model = load(run)
             samples = model.sample(args.n, generator=generator())
@@ -62,6 +82,7 @@ def main() -> None:
             result = {
                 "model": name,
                 "conditional": conditional,
+                "settings": settings,
                 "train_seconds": seconds,
                 "fid_classifier": round(frechet_distance(classifier.features(samples), real_features), 3),
                 "classes_hit": coverage["classes_hit"],
