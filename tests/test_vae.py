@@ -12,7 +12,7 @@ from torch import distributions as D
 
 from genzoo.errors import GenzooError
 from genzoo.models import get_model_class, load
-from genzoo.models.vae import VAE, VAEConfig
+from genzoo.models.vae import IWAE, VAE, VAEConfig
 from genzoo.nn.likelihoods import (
     Bernoulli,
     Categorical,
@@ -35,9 +35,10 @@ def digits_like(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 17, (n, 1, 8, 8), generator=g).float()
 
 
-def tiny_vae(**overrides) -> VAE:
+def tiny_vae(name: str = "vae", **overrides) -> VAE:
+    cls = get_model_class(name)
     torch.manual_seed(0)
-    return VAE(VAEConfig(**{**DIGITS, **SMALL, **overrides}))
+    return cls(cls.Config(**{**DIGITS, **SMALL, **overrides}))
 
 
 # ---- likelihoods against reference implementations -----------------------------------------
@@ -179,13 +180,20 @@ def test_loss_sample_log_prob_run(architecture, likelihood):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"prior": "mog", "prior_components": 3}, {"train_k": 3}, {"free_bits": 0.5, "beta": 0.5}],
+    [
+        {"prior": "mog", "prior_components": 3},
+        {"objective": "iwae", "train_samples": 3},
+        {"train_samples": 3},
+        {"free_bits": 0.5, "beta": 0.5},
+        {"conditional": True, "num_classes": 10},
+        {"conditional": True, "num_classes": 10, "architecture": "conv"},
+    ],
     ids=str,
 )
 def test_options_run(overrides):
     model = tiny_vae(**overrides)
     x = digits_like(6)
-    out = model.loss((x, None))
+    out = model.loss((x, torch.arange(6)))  # labels matter to conditional models only
     out["loss"].backward()
     assert all(torch.isfinite(v) for v in out.values())
     assert torch.isfinite(model.log_prob(x)).all()
@@ -241,10 +249,10 @@ def test_iwae_k1_averages_to_elbo_and_grows_with_k():
     assert model.elbo(x, samples=50).mean().item() < bounds[2]
 
 
-def test_log_prob_is_exact_when_the_decoder_ignores_z():
+def test_log_prob_and_iwae_loss_are_exact_when_the_decoder_ignores_z():
     # Decoder output = its last bias (no z dependence); encoder output 0, so q(z|x) = p(z):
     # every importance weight is then exactly p(x), and the estimate is exact for any k.
-    model = tiny_vae(likelihood="categorical", eval_rows=64)
+    model = tiny_vae("iwae", likelihood="categorical", eval_rows=64, train_samples=7).eval()
     with torch.no_grad():
         model.decoder[-1].weight.zero_()
         model.decoder[-1].bias.normal_()
@@ -254,6 +262,8 @@ def test_log_prob_is_exact_when_the_decoder_ignores_z():
     logits = model.decoder[-1].bias.view(17, 64).T  # (pixels, levels)
     exact = D.Categorical(logits=logits).log_prob(x.view(10, 64).long()).sum(1)
     torch.testing.assert_close(model.log_prob(x, k=37), exact, rtol=1e-5, atol=1e-3)
+    # The training objective shares the weights: -log 1/k sum_i w_i = -log p(x) exactly.
+    torch.testing.assert_close(model.loss((x, None))["loss"], -exact.mean(), rtol=1e-5, atol=1e-3)
 
 
 def test_log_prob_is_deterministic_and_chunking_invariant():
@@ -270,18 +280,36 @@ def test_log_prob_is_deterministic_and_chunking_invariant():
     assert abs(float(b - c)) < 1.0
 
 
-def test_save_load_round_trip(tmp_path):
-    model = tiny_vae(architecture="conv")
-    model.loss((digits_like(4), None))  # moves the warm-up counter off 0
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("vae", {"architecture": "conv"}),
+        ("iwae", {"train_samples": 3}),
+        ("vae", {"conditional": True, "num_classes": 10, "embed_dim": 3}),
+    ],
+    ids=["vae-conv", "iwae", "cvae"],
+)
+def test_save_load_round_trip(tmp_path, name, overrides):
+    model = tiny_vae(name, **overrides)
+    model.loss((digits_like(4), torch.arange(4)))  # moves the warm-up counter off 0
     model.save_pretrained(tmp_path)
     loaded = load(tmp_path)
-    assert isinstance(loaded, VAE) and loaded.config == model.config
+    assert type(loaded) is type(model) and loaded.config == model.config
     for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(v1, v2)
     x = digits_like(3)
     assert torch.equal(model.log_prob(x), loaded.log_prob(x))
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(model.sample(5, generator=g()), loaded.sample(5, generator=g()))
+    if model.conditional:
+        assert torch.equal(model.log_prob(x, label=2), loaded.log_prob(x, label=2))
+        assert torch.equal(model.sample(5, generator=g(), label=4), loaded.sample(5, generator=g(), label=4))
+
+
+def test_configs_saved_with_train_k_still_load():
+    old = {**DIGITS, **SMALL, "train_k": 3}  # the field's name before `objective` existed
+    assert VAEConfig.from_dict(old) == VAEConfig(**DIGITS, **SMALL, objective="iwae", train_samples=3)
+    assert VAEConfig.from_dict({**old, "train_k": 1}).objective == "elbo"
 
 
 def test_encode_decode_reconstruct_interpolate():
@@ -331,6 +359,133 @@ def test_vector_data_with_gaussian_likelihood():
     wide = VAE(VAEConfig(**{**cfg.to_dict(), "data_low": -6.0, "data_high": 6.0}))
     wide.load_state_dict(model.state_dict())
     torch.testing.assert_close(wide.log_prob(2 * x[:8]), lp - 2 * math.log(2), rtol=0, atol=1e-4)
+
+
+# ---- the IWAE objective ----------------------------------------------------------------------
+
+
+def test_iwae_is_registered_with_its_own_defaults():
+    assert get_model_class("iwae") is IWAE and issubclass(IWAE, VAE)
+    assert (IWAE.family, IWAE.log_prob_kind) == ("vae", "estimate")
+    assert (IWAE.Config().objective, IWAE.Config().train_samples) == ("iwae", 5)
+    assert (VAEConfig().objective, VAEConfig().train_samples) == ("elbo", 1)
+    for bad in ({"objective": "wake-sleep"}, {"train_samples": 0}, {"objective": "iwae", "free_bits": 1.0}):
+        with pytest.raises(GenzooError):
+            tiny_vae(**bad)
+
+
+def _evaluated(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """`model.loss` in eval mode (beta = 1, no dropout) with the same reparameterisation noise every call."""
+    model.eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        return model.loss((x, y))
+
+
+@pytest.mark.parametrize("prior", ["normal", "mog"])
+def test_iwae_loss_with_one_sample_is_the_elbo_loss(prior):
+    x = digits_like(8)
+    elbo = _evaluated(tiny_vae(prior=prior, prior_components=3), x)
+    iwae = _evaluated(tiny_vae("iwae", prior=prior, prior_components=3, train_samples=1), x)
+    torch.testing.assert_close(iwae["rec"], elbo["rec"])  # same noise, same weights: same decoder term
+    if prior == "mog":  # both estimate the KL from the same single sample: the same number
+        torch.testing.assert_close(iwae["loss"], elbo["loss"])
+    else:  # the ELBO's KL is analytic, the IWAE's its one-sample estimate: equal in expectation
+        x = x.repeat(250, 1, 1, 1)
+        elbo = _evaluated(tiny_vae(), x)["loss"]
+        iwae = _evaluated(tiny_vae("iwae", train_samples=1), x)["loss"]
+        assert abs(float(iwae - elbo)) < 0.1
+
+
+def test_iwae_bound_is_above_the_elbo_and_grows_with_k():
+    # One fixed model and fixed noise over 320 examples: the gaps (about 1.2 nats from k = 1 to 5,
+    # 0.3 from 5 to 50) are several times the spread of the estimates (< 0.1 nats), and the
+    # margins below fail a k-sample ELBO (the mean of the log weights), which does not grow with k.
+    x = digits_like(16).repeat(20, 1, 1, 1)
+    elbo = -_evaluated(tiny_vae(), x)["loss"].item()
+    bounds = [-_evaluated(tiny_vae("iwae", train_samples=k), x)["loss"].item() for k in (1, 5, 50)]
+    assert bounds[1] > bounds[0] + 0.5 and bounds[2] > bounds[1] + 0.15, bounds
+    assert bounds[1] > elbo + 0.5, (elbo, bounds)
+
+
+# ---- the conditional VAE ---------------------------------------------------------------------
+
+
+def test_conditional_needs_labels_and_feeds_them_to_both_networks():
+    with pytest.raises(GenzooError):
+        tiny_vae(conditional=True)  # num_classes = 0: unlabelled data
+    with pytest.raises(GenzooError):
+        tiny_vae().sample(2, label=1)
+    model = tiny_vae(conditional=True, num_classes=10)
+    x = digits_like(4)
+    for bad_labels in (None, torch.tensor([0, 1, -1, 2])):  # -1: an unlabelled example
+        with pytest.raises(GenzooError):
+            model.loss((x, bad_labels))
+    with pytest.raises(GenzooError):
+        model.sample(2, label=10)
+    with pytest.raises(GenzooError):
+        model.encode(x)  # q(z|x, y) needs y
+    assert not torch.equal(model.encode(x, label=1)[0], model.encode(x, label=2)[0])
+    z = torch.zeros(1, 4)
+    assert not torch.equal(model.decode(z, label=1), model.decode(z, label=2))
+    assert model.reconstruct(x, label=torch.arange(4)).shape == (4, 1, 8, 8)
+    assert model.interpolate(x[0], x[1], steps=3, label=5).shape == (3, 1, 8, 8)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(
+        model.sample(3, generator=g(), label=7), model.sample(3, generator=g(), label=[7, 7, 7])
+    )
+
+
+@pytest.fixture(scope="module")
+def digits_cvae():
+    """A small conditional VAE trained briefly (200 steps, ~1 s) on the digits training split."""
+    from genzoo.data import load_dataset
+
+    data = load_dataset("digits")
+    x, y = data.split("train").tensors
+    torch.manual_seed(0)
+    model = VAE.for_data(
+        data.info, conditional=True, hidden=(64,), latent_dim=4, dropout=0.0, kl_warmup_steps=100, iwae_k=32
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        idx = torch.randint(len(x), (64,))
+        loss = model.loss((x[idx], y[idx]))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), data
+
+
+def test_conditional_samples_show_their_label(digits_cvae):
+    # A nearest-class-mean classifier (87% right on real test digits) reads the asked-for class
+    # off the samples; a decoder that ignored the label would score about 10%.
+    model, data = digits_cvae
+    x, y = data.split("train").tensors
+    centroids = torch.stack([x[y == c].flatten(1).mean(0) for c in range(10)])
+
+    def classify(images: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(images.flatten(1), centroids).argmin(1)
+
+    labels = torch.arange(10).repeat_interleave(20)
+    samples = model.sample(200, label=labels, generator=torch.Generator().manual_seed(0))
+    assert (classify(samples) == labels).float().mean() > 0.8
+    # No label: a uniformly random class per sample, drawn from the generator like z.
+    free = model.sample(200, generator=torch.Generator().manual_seed(0))
+    assert len(classify(free).unique()) == 10
+    assert torch.equal(free, model.sample(200, generator=torch.Generator().manual_seed(0)))
+
+
+def test_conditional_log_prob_marginalises_the_label(digits_cvae):
+    model, data = digits_cvae
+    x, y = data.split("test").tensors
+    per_label = torch.stack([model.log_prob(x, label=c) for c in range(10)], 1)  # log p(x|y)
+    # Bayes' rule picks the true class of most test digits: the likelihood depends on the label.
+    assert (per_label.argmax(1) == y).float().mean() > 0.8
+    # Without a label, log p(x) = log 1/10 sum_y p(x|y); the two estimates use different noise.
+    marginal = model.log_prob(x)
+    assert abs(float((marginal - (torch.logsumexp(per_label, 1) - math.log(10))).mean())) < 0.2
+    assert model.elbo(x).mean() < marginal.mean()  # the marginal ELBO is a looser bound
 
 
 def test_training_lowers_the_loss():

@@ -1,6 +1,7 @@
 """Generative model families behind one contract (see `GenerativeModel`)."""
 
 from genzoo.models import (
+    dbn,  # noqa: F401  (registers the DBN)
     diffusion,  # noqa: F401  (registers ddpm)
     flow,  # noqa: F401  (registers RealNVP, Glow, MAF)
     gan,  # noqa: F401  (registers dcgan, wgan-gp, sngan)

@@ -1,14 +1,22 @@
-"""Variational autoencoder (Kingma & Welling 2014), with the importance-weighted bound of
-Burda et al. (2016) for evaluation (and, optionally, training).
+"""Variational autoencoder (Kingma & Welling 2014), its importance-weighted bound (IWAE,
+Burda et al. 2016) as evaluation and training objective, and the conditional VAE (Sohn et al. 2015).
 
     q(z|x) = N(mu(x), diag(exp(logvar(x))))      encoder
     p(z)   = N(0, I)  (or a learned mixture of Gaussians)
     p(x|z) = a factorised likelihood over pixels  decoder (genzoo.nn.likelihoods)
 
-    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z))  <=  log p(x)
-    IWAE_k(x) = E[log 1/k sum_i p(x, z_i) / q(z_i|x)],  z_i ~ q(z|x); it rises to log p(x) as k grows.
+    w_i = p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)     importance weights
+    ELBO(x)   = E[log w]                              <=  log p(x)
+    IWAE_k(x) = E[log 1/k sum_i w_i]                  rises from the ELBO (k = 1) to log p(x) as k grows
 
-`log_prob` is the IWAE estimate (`log_prob_kind = "estimate"`) with `config.iwae_k` samples.
+`objective="iwae"` trains on IWAE_k with `train_samples` = k (registered on its own as `iwae`);
+`log_prob` is IWAE_k with `config.iwae_k` samples (`log_prob_kind = "estimate"`). Both use the
+same weights (`_importance_terms`).
+
+`conditional=True` (labelled data) feeds a class embedding to encoder and decoder:
+q(z|x, y), p(x|z, y). Without labels, `log_prob(x)` marginalises over a uniform label
+prior, log p(x) = log 1/C sum_y p(x|y), so `genzoo evaluate` compares it with unconditional
+models; `log_prob(x, label=y)` gives log p(x|y).
 Data arrive in the dataset's units and are mapped to [-1, 1] inside (`Rescale`).
 """
 
@@ -31,6 +39,9 @@ from genzoo.nn.likelihoods import Rescale, make_likelihood, normal, resolve_like
 _LOG_2PI = math.log(2 * math.pi)
 
 
+OBJECTIVES = ("elbo", "iwae")
+
+
 @dataclass
 class VAEConfig(ModelConfig):
     architecture: str = "mlp"  # "mlp" (any data) or "conv" (images)
@@ -44,17 +55,30 @@ class VAEConfig(ModelConfig):
     gaussian_std: float = 0.0  # fixed std of a Gaussian likelihood (internal units); 0 = learned
     prior: str = "normal"  # "normal" N(0, I), or "mog": a learned mixture of Gaussians
     prior_components: int = 16  # mixture components when prior = "mog"
+    conditional: bool = False  # class embedding into encoder and decoder (needs labelled data)
+    embed_dim: int = 16  # width of that class embedding
+    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound with train_samples
+    train_samples: int = 1  # posterior samples per example in training (elbo: averaged; iwae: k)
     beta: float = 1.0  # weight of the KL term (beta-VAE); 1 = the true ELBO
-    free_bits: float = 0.0  # nats per latent dim below which the (batch-mean) KL is not penalised
+    free_bits: float = 0.0  # elbo only: nats per latent dim below which the (batch-mean) KL is free
     kl_warmup_steps: int = 1000  # beta ramps linearly from 0 over this many training steps
-    train_k: int = 1  # importance samples in the training objective: 1 = ELBO, > 1 = IWAE bound
     iwae_k: int = 1000  # importance samples for `log_prob`
     eval_rows: int = 8192  # decoder rows per forward pass in `log_prob` (bounds its memory)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        # Configs saved before `objective` existed say `train_k`, where k > 1 meant the IWAE bound.
+        if "train_k" in values:
+            values = dict(values)
+            k = values.pop("train_k")
+            values.setdefault("train_samples", k)
+            values.setdefault("objective", "iwae" if k > 1 else "elbo")
+        return super().from_dict(values)
 
 
 @register_model
 class VAE(GenerativeModel):
-    """Variational autoencoder (MLP or conv) with an IWAE log-likelihood estimate."""
+    """Variational autoencoder (MLP or conv; ELBO or IWAE objective; optionally class-conditional)."""
 
     Config = VAEConfig
     name = "vae"
@@ -83,13 +107,28 @@ class VAE(GenerativeModel):
         self.likelihood_name = resolve_likelihood(c.likelihood, c.data_levels)
         if c.latent_dim < 1:
             raise GenzooError(f"latent_dim must be >= 1, got {c.latent_dim}")
-        if c.train_k < 1 or c.iwae_k < 1:
-            raise GenzooError("train_k and iwae_k must be >= 1")
+        if c.train_samples < 1 or c.iwae_k < 1:
+            raise GenzooError("train_samples and iwae_k must be >= 1")
+        if c.objective not in OBJECTIVES:
+            raise GenzooError(f"unknown objective '{c.objective}'; choose one of: {', '.join(OBJECTIVES)}")
+        if c.objective == "iwae" and c.free_bits > 0:
+            raise GenzooError(
+                "free_bits applies to the elbo objective only; set free_bits=0 or objective=elbo"
+            )
+        if c.conditional and (c.num_classes < 1 or c.embed_dim < 1):
+            raise GenzooError(
+                "conditional=True needs labelled data (num_classes > 0) and embed_dim >= 1; "
+                "set conditional=false"
+            )
+        self.conditional = c.conditional
+        e = c.embed_dim if c.conditional else 0
         p = self.likelihood.params_per_dim
         if c.architecture == "mlp":
-            self.encoder = mlp(self.numel, c.hidden, 2 * c.latent_dim, act=c.activation, dropout=c.dropout)
+            self.encoder = mlp(
+                self.numel + e, c.hidden, 2 * c.latent_dim, act=c.activation, dropout=c.dropout
+            )
             self.decoder = mlp(
-                c.latent_dim, c.hidden[::-1], p * self.numel, act=c.activation, dropout=c.dropout
+                c.latent_dim + e, c.hidden[::-1], p * self.numel, act=c.activation, dropout=c.dropout
             )
         elif c.architecture == "conv":
             if len(self.shape) != 3:
@@ -97,12 +136,16 @@ class VAE(GenerativeModel):
                     f"architecture 'conv' needs image data (C, H, W), got shape {self.shape}; use 'mlp'"
                 )
             ch, h, w = self.shape
+            # The class embedding enters the conv encoder as e constant extra channels.
             self.encoder = ConvEncoder(
-                ch, (h, w), c.channels, 2 * c.latent_dim, act=c.activation, dropout=c.dropout
+                ch + e, (h, w), c.channels, 2 * c.latent_dim, act=c.activation, dropout=c.dropout
             )
-            self.decoder = ConvDecoder(c.latent_dim, p * ch, (h, w), c.channels, act=c.activation)
+            self.decoder = ConvDecoder(c.latent_dim + e, p * ch, (h, w), c.channels, act=c.activation)
         else:
             raise GenzooError(f"unknown architecture '{c.architecture}'; choose 'mlp' or 'conv'")
+        if c.conditional:
+            # One embedding for both networks: q(z|x, y) and p(x|z, y) see the same class code.
+            self.label_embed = nn.Embedding(c.num_classes, c.embed_dim)
         if c.prior == "mog":
             k = c.prior_components
             self.prior_means = nn.Parameter(torch.randn(k, c.latent_dim) * 0.5)
@@ -121,14 +164,41 @@ class VAE(GenerativeModel):
             )
         return x.to(self.device, torch.float32)
 
-    def _posterior(self, x_int: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x) for internal-unit data: (mean, log-variance), each (B, latent_dim)."""
+    def _labels(self, n: int, label: int | torch.Tensor | None) -> torch.Tensor | None:
+        """`label` (an int, or n of them) as (n,) class indices; None stays None."""
+        if label is None:
+            return None
+        if not self.conditional:
+            raise GenzooError("this VAE is unconditional; train with conditional=true to use labels")
+        k = self.config.num_classes
+        y = torch.as_tensor(label, device=self.device).long().reshape(-1)
+        if len(y) == 1:
+            y = y.expand(n)
+        if len(y) != n or (y < 0).any() or (y >= k).any():
+            raise GenzooError(f"label must be an int in 0..{k - 1} or n of them, got {label!r}")
+        return y
+
+    def _required_labels(self, n: int, label: int | torch.Tensor | None) -> torch.Tensor | None:
+        y = self._labels(n, label)
+        if self.conditional and y is None:
+            raise GenzooError("a conditional VAE needs label= (an int, or one per example)")
+        return y
+
+    def _posterior(self, x_int: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x[, y]) for internal-unit data: (mean, log-variance), each (B, latent_dim)."""
         inp = x_int.flatten(1) if self.config.architecture == "mlp" else x_int
+        if y is not None:
+            emb = self.label_embed(y)
+            if inp.dim() == 4:
+                emb = emb[:, :, None, None].expand(-1, -1, *inp.shape[2:])
+            inp = torch.cat([inp, emb], 1)
         mu, logvar = self.encoder(inp).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
-    def _decode_params(self, z: torch.Tensor) -> torch.Tensor:
-        """Likelihood parameters (B, P, *data_shape) for latents (B, latent_dim)."""
+    def _decode_params(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Likelihood parameters (B, P, *data_shape) for latents (B, latent_dim) [and labels (B,)]."""
+        if y is not None:
+            z = torch.cat([z, self.label_embed(y)], 1)
         return self.decoder(z).view(z.shape[0], self.likelihood.params_per_dim, *self.shape)
 
     def _log_px(self, params: torch.Tensor, x_int: torch.Tensor) -> torch.Tensor:
@@ -162,60 +232,84 @@ class VAE(GenerativeModel):
         """log q(z|x) at z = mu + sigma * eps."""
         return -0.5 * (eps * eps + logvar + _LOG_2PI).sum(-1)
 
-    def _kl_per_dim(
-        self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, eps: torch.Tensor
-    ) -> torch.Tensor:
-        """KL(q || p) per latent dim (B, D): exact for N(0, I), one-sample estimate for the mixture."""
+    def _importance_terms(
+        self,
+        x_int: torch.Tensor,
+        y: torch.Tensor | None,
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        eps: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p(x|z_i) and log q(z_i|x) - log p(z_i) at z_i = mu + sigma * eps_i, each (k, B).
+
+        eps is (k, B, latent_dim); the log importance weight is the first minus the second.
+        Training (ELBO and IWAE) and `log_prob` / `elbo` all take their weights from here.
+        """
+        k, b = eps.shape[:2]
+        z = mu + torch.exp(0.5 * logvar) * eps
+        x_rep = x_int.expand(k, *x_int.shape).flatten(0, 1)  # row i * B + j is example j
+        y_rep = None if y is None else y.expand(k, b).flatten()
+        rec = self._log_px(self._decode_params(z.flatten(0, 1), y_rep), x_rep).view(k, b)
+        return rec, self._posterior_log_prob(eps, logvar) - self._prior_log_prob(z)
+
+    def _kl_per_dim(self, mu: torch.Tensor, logvar: torch.Tensor, kl_mc: torch.Tensor) -> torch.Tensor:
+        """KL(q || p) per latent dim (B, D): exact for N(0, I), else the Monte Carlo mean of `kl_mc` (k, B)."""
         if self.config.prior == "normal":
             return 0.5 * (mu * mu + logvar.exp() - 1 - logvar)
-        kl = self._posterior_log_prob(eps, logvar) - self._prior_log_prob(z)
-        return kl.unsqueeze(1).expand(-1, mu.shape[1]) / mu.shape[1]
+        return kl_mc.mean(0).unsqueeze(1).expand(-1, mu.shape[1]) / mu.shape[1]
 
     # ---- training ---------------------------------------------------------------------
     def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
-        """Negative ELBO per example (KL weighted by beta), averaged over the batch.
+        """The negative training objective per example, averaged over the batch.
 
+        elbo: -(mean over train_samples of log p(x|z)) + beta * KL (analytic for the normal prior).
+        iwae: -log 1/k sum_i w_i with k = train_samples, beta tempering log p(z)/q(z|x) in each w_i.
         Reparameterisation noise comes from the global RNG (the Trainer checkpoints it).
         """
-        x, _ = split_batch(batch)
+        x, y = split_batch(batch)
         x_int = self.rescale.to_internal(self._check(x))
-        mu, logvar = self._posterior(x_int)
+        if self.conditional:
+            if y is None or (y < 0).any():
+                raise GenzooError("a conditional VAE needs labels in every batch")
+            y = self._labels(len(x), y)
+        else:
+            y = None
+        mu, logvar = self._posterior(x_int, y)
         c = self.config
         beta = c.beta
         if self.training and torch.is_grad_enabled():
             if c.kl_warmup_steps > 0:
                 beta = beta * min(1.0, (int(self.steps_seen) + 1) / c.kl_warmup_steps)
             self.steps_seen += 1
-        if c.train_k == 1:
-            eps = torch.randn_like(mu)
-            z = mu + torch.exp(0.5 * logvar) * eps
-            rec = self._log_px(self._decode_params(z), x_int)  # (B,)
-            kl_dims = self._kl_per_dim(mu, logvar, z, eps)  # (B, D)
+        k = c.train_samples
+        eps = torch.randn(k, *mu.shape, device=mu.device)
+        rec, kl_mc = self._importance_terms(x_int, y, mu, logvar, eps)  # (k, B) each
+        if c.objective == "iwae":
+            # The importance weights are normalised within each example (logsumexp over dim 0).
+            loss = -(torch.logsumexp(rec - beta * kl_mc, 0) - math.log(k)).mean()
+            kl = kl_mc.mean(0)
+        else:
+            kl_dims = self._kl_per_dim(mu, logvar, kl_mc)  # (B, D)
             kl = kl_dims.sum(1)
             if c.free_bits > 0:
                 kl_term = kl_dims.mean(0).clamp(min=c.free_bits).sum()
             else:
                 kl_term = kl.mean()
             loss = -rec.mean() + beta * kl_term
-        else:
-            # IWAE bound: the importance weights are normalised within each example.
-            k, b = c.train_k, x.shape[0]
-            eps = torch.randn(k, *mu.shape, device=mu.device)
-            z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, D)
-            params = self._decode_params(z.flatten(0, 1))
-            rec = self._log_px(params, x_int.expand(k, *x_int.shape).flatten(0, 1)).view(k, b)
-            kl_mc = self._posterior_log_prob(eps, logvar) - self._prior_log_prob(z)
-            log_w = rec - beta * kl_mc
-            loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
-            rec, kl = rec.mean(0), kl_mc.mean(0)
+        rec = rec.mean(0)
         return {"loss": loss, "rec": -rec.mean(), "kl": kl.mean(), "elbo": (rec - kl).mean()}
 
     # ---- likelihood ---------------------------------------------------------------------
     def _log_weights(
-        self, x: torch.Tensor, k: int, generator: torch.Generator | None
+        self, x: torch.Tensor, k: int, generator: torch.Generator | None, label: int | torch.Tensor | None
     ) -> Iterator[tuple[slice, torch.Tensor]]:
-        """log p(x, z_i) - log q(z_i|x) for k posterior samples: yields (rows, (k, b)) per block of x."""
+        """Log importance weights for k posterior samples: yields (rows, (C, k, b)) per block of x.
+
+        C = num_classes for a conditional model given no labels (one set of weights per class,
+        for the uniform label prior), else 1.
+        """
         x = self._check(x)
+        y_all = self._labels(len(x), label)
         # Bound the decoder output held at once to ~2^24 numbers (and eval_rows rows).
         per_output = self.numel * self.likelihood.params_per_dim
         rows = max(1, min(self.config.eval_rows, 2**24 // per_output))
@@ -224,45 +318,67 @@ class VAE(GenerativeModel):
         for start in range(0, len(x), per_block):
             x_int = self.rescale.to_internal(x[start : start + per_block])
             b = len(x_int)
-            mu, logvar = self._posterior(x_int)
-            parts = []
-            for done in range(0, k, chunk):
-                c = min(chunk, k - done)
-                eps = normal((c, b, self.config.latent_dim), generator, self.device)
-                z = mu + torch.exp(0.5 * logvar) * eps
-                ll = self._log_px(
-                    self._decode_params(z.flatten(0, 1)), x_int.repeat(c, *[1] * (x_int.dim() - 1))
-                ).view(c, b)
-                parts.append(ll + self._prior_log_prob(z) - self._posterior_log_prob(eps, logvar))
-            yield slice(start, start + b), torch.cat(parts)
+            if y_all is not None:
+                choices = [y_all[start : start + b]]
+            elif self.conditional:
+                choices = [torch.full((b,), y, device=self.device) for y in range(self.config.num_classes)]
+            else:
+                choices = [None]
+            per_label = []
+            for y in choices:
+                mu, logvar = self._posterior(x_int, y)
+                parts = []
+                for done in range(0, k, chunk):
+                    eps = normal((min(chunk, k - done), b, self.config.latent_dim), generator, self.device)
+                    rec, kl = self._importance_terms(x_int, y, mu, logvar, eps)
+                    parts.append(rec - kl)
+                per_label.append(torch.cat(parts))
+            yield slice(start, start + b), torch.stack(per_label)
 
     @torch.no_grad()
     def log_prob(
-        self, x: torch.Tensor, *, k: int | None = None, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        k: int | None = None,
+        generator: torch.Generator | None = None,
+        label: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """IWAE estimate of log p(x) per example, in nats, with `k` (default `config.iwae_k`) samples.
 
         A lower bound in expectation that tightens as k grows. Without a `generator` the
         noise comes from a fixed seed, so repeated evaluations agree and the global RNG is untouched.
+        Conditional models: `label` (an int or one per example) gives log p(x|y); without it,
+        log 1/C sum_y p(x|y) from k samples per class (C times the cost).
         """
         k = k or self.config.iwae_k
         generator = generator or _default_generator(self)
         out = torch.empty(len(x), device=self.device)
         with self.inference():
-            for rows, log_w in self._log_weights(x, k, generator):
-                out[rows] = torch.logsumexp(log_w, 0) - math.log(k)
+            for rows, log_w in self._log_weights(x, k, generator, label):
+                # Averaging all C * k weights is the mean over classes of the per-class estimates.
+                out[rows] = torch.logsumexp(log_w.flatten(0, 1), 0) - math.log(log_w.shape[0] * k)
         return out
 
     @torch.no_grad()
     def elbo(
-        self, x: torch.Tensor, *, samples: int = 1, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        samples: int = 1,
+        generator: torch.Generator | None = None,
+        label: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Evidence lower bound per example, in nats (Monte Carlo over `samples` posterior draws)."""
+        """Evidence lower bound per example, in nats (Monte Carlo over `samples` posterior draws).
+
+        Conditional models without `label`: log 1/C sum_y exp(ELBO(x|y)), still a bound on log p(x)
+        since every p(x|y) >= exp(ELBO(x|y)).
+        """
         generator = generator or _default_generator(self)
         out = torch.empty(len(x), device=self.device)
         with self.inference():
-            for rows, log_w in self._log_weights(x, samples, generator):
-                out[rows] = log_w.mean(0)
+            for rows, log_w in self._log_weights(x, samples, generator, label):
+                out[rows] = torch.logsumexp(log_w.mean(1), 0) - math.log(log_w.shape[0])
         return out
 
     # ---- sampling and the latent space -----------------------------------------------
@@ -274,56 +390,103 @@ class VAE(GenerativeModel):
         generator: torch.Generator | None = None,
         mean: bool = False,
         temperature: float = 1.0,
+        label: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`n` samples (n, *data_shape) in dataset units; `mean=True` gives E[x|z] instead of a draw."""
+        """`n` samples (n, *data_shape) in dataset units; `mean=True` gives E[x|z] instead of a draw.
+
+        `label` (an int or n of them) picks the classes of a conditional model; random
+        (uniform) classes when None.
+        """
         if n < 0:
             raise GenzooError(f"number of samples must be >= 0, got {n}")
         if temperature <= 0:
             raise GenzooError(f"temperature must be > 0, got {temperature}")
+        y = self._labels(n, label)
         with self.inference():
             z = self._prior_sample(n, generator, temperature)
-            return self._decode(z, mean=mean, generator=generator)
+            if self.conditional and y is None:
+                source = _gen_device(generator, self)
+                y = torch.randint(self.config.num_classes, (n,), generator=generator, device=source)
+                y = y.to(self.device)
+            return self._decode(z, y, mean=mean, generator=generator)
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior q(z|x): (mean, log-variance), each (N, latent_dim)."""
+    def encode(
+        self, x: torch.Tensor, *, label: int | torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior q(z|x[, y]): (mean, log-variance), each (N, latent_dim)."""
+        x = self._check(x)
+        y = self._required_labels(len(x), label)
         with self.inference():
-            return self._posterior(self.rescale.to_internal(self._check(x)))
+            return self._posterior(self.rescale.to_internal(x), y)
 
     @torch.no_grad()
     def decode(
-        self, z: torch.Tensor, *, mean: bool = True, generator: torch.Generator | None = None
+        self,
+        z: torch.Tensor,
+        *,
+        mean: bool = True,
+        generator: torch.Generator | None = None,
+        label: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Latents (N, latent_dim) -> data (N, *data_shape) in dataset units (the mean, or a draw)."""
+        y = self._required_labels(len(z), label)
         with self.inference():
-            return self._decode(z.to(self.device, torch.float32), mean=mean, generator=generator)
+            return self._decode(z.to(self.device, torch.float32), y, mean=mean, generator=generator)
 
-    def _decode(self, z: torch.Tensor, *, mean: bool, generator: torch.Generator | None) -> torch.Tensor:
-        params = self._decode_params(z)
+    def _decode(
+        self, z: torch.Tensor, y: torch.Tensor | None, *, mean: bool, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        params = self._decode_params(z, y)
         if mean:
             return self.rescale.mean_to_data(self.likelihood.mean(params))
         return self.rescale.to_data(self.likelihood.sample(params, generator))
 
     @torch.no_grad()
     def reconstruct(
-        self, x: torch.Tensor, *, mean: bool = True, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        mean: bool = True,
+        generator: torch.Generator | None = None,
+        label: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decode the posterior mean of each example."""
-        return self.decode(self.encode(x)[0], mean=mean, generator=generator)
+        z = self.encode(x, label=label)[0]
+        return self.decode(z, mean=mean, generator=generator, label=label)
 
     @torch.no_grad()
-    def interpolate(self, x1: torch.Tensor, x2: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    def interpolate(
+        self, x1: torch.Tensor, x2: torch.Tensor, steps: int = 8, *, label: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Decoded means along the straight line between the posterior means of x1 and x2.
 
         x1, x2: one example (*data_shape) -> (steps, *data_shape); or a batch (N, ...) -> (steps, N, ...).
+        A conditional model encodes both ends and decodes the path with `label`.
         """
         single = tuple(x1.shape) == self.shape
         x1, x2 = (x1.unsqueeze(0), x2.unsqueeze(0)) if single else (x1, x2)
-        z1, z2 = self.encode(x1)[0], self.encode(x2)[0]
+        y = self._required_labels(len(x1), label)
+        z1, z2 = self.encode(x1, label=y)[0], self.encode(x2, label=y)[0]
         t = torch.linspace(0, 1, steps, device=self.device).view(-1, 1, 1)
         z = (1 - t) * z1 + t * z2  # (steps, N, D)
-        out = self.decode(z.flatten(0, 1)).view(steps, len(z1), *self.shape)
+        path_labels = None if y is None else y.repeat(steps)  # row s * N + j decodes example j
+        out = self.decode(z.flatten(0, 1), label=path_labels).view(steps, len(z1), *self.shape)
         return out[:, 0] if single else out
+
+
+@dataclass
+class IWAEConfig(VAEConfig):
+    objective: str = "iwae"
+    train_samples: int = 5  # Burda et al. report k = 5 and 50; k multiplies the decoder's cost
+
+
+@register_model
+class IWAE(VAE):
+    """Importance-weighted autoencoder (Burda et al. 2016): the VAE trained on the k-sample IWAE bound."""
+
+    Config = IWAEConfig
+    name = "iwae"
 
 
 def _gen_device(generator: torch.Generator | None, model: nn.Module) -> torch.device:
