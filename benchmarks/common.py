@@ -46,6 +46,23 @@ def save(name: str, result: dict) -> Path:
     return path
 
 
+def earlier_runs(name: str) -> dict:
+    """The "runs" of RESULTS/name.json, so a script that evaluates a few runs at a time keeps the
+    ones earlier (or concurrent) invocations saved."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
+
+
+def logged_train_seconds(run: Path) -> float | None:
+    """Training wall time the Trainer logged in RUN/metrics.jsonl (carried across resumes), so a
+    reused run still reports what it cost."""
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    times = [json.loads(line).get("time") for line in log.read_text().splitlines()]
+    return max((t for t in times if t is not None), default=None)
+
+
 def save_grid(name: str, images: torch.Tensor, low: float, high: float, ncol: int) -> Path:
     """Write RESULTS/name.png, a grid of images for the README."""
     from genzoo.viz import save_image_grid

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import save, save_grid
+from common import logged_train_seconds, save, save_grid
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, domain_classifier_for, frechet_distance
@@ -56,16 +56,15 @@ def main() -> None:
     for item in filter(None, args.settings.split(",")):
         key, value = item.split("=", 1)
         settings[key] = float(value) if "." in value or "e" in value else int(value)
-    train_seconds = None
     if not (args.reuse and (run / "model.safetensors").is_file()):
         shutil.rmtree(run, ignore_errors=True)
-        _, train_seconds = timed(lambda: train("ddpm", "digits", run, settings, quiet=True))
+        train("ddpm", "digits", run, settings, quiet=True)
     model = load(run)
     data = load_dataset("digits")
     classifier = domain_classifier_for(data, Path("runs/classifiers"))
     x_test, y_test = data.split("test").tensors
     gen = lambda: torch.Generator().manual_seed(args.seed)  # noqa: E731
-    result: dict = {"train_seconds": train_seconds, "config": model.config.to_dict()}
+    result: dict = {"train_seconds": logged_train_seconds(run), "config": model.config.to_dict()}
 
     real_feats = classifier.features(x_test)
 

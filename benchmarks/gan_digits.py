@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import time
 from pathlib import Path
 
 import torch
-from common import save, save_grid
+from common import logged_train_seconds, save, save_grid
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, classifier_cache_dir, domain_classifier_for, frechet_distance
@@ -40,12 +39,11 @@ SETTINGS = {
 
 
 def train_or_reuse(name: str, settings: dict, run: Path, reuse: bool) -> float | None:
-    if reuse and (run / "model.safetensors").is_file():
-        return None
-    shutil.rmtree(run, ignore_errors=True)
-    start = time.perf_counter()
-    train(name, "digits", run, settings, quiet=True)
-    return round(time.perf_counter() - start, 1)
+    """Train (unless reusing a finished run); the training seconds either way."""
+    if not (reuse and (run / "model.safetensors").is_file()):
+        shutil.rmtree(run, ignore_errors=True)
+        train(name, "digits", run, settings, quiet=True)
+    return logged_train_seconds(run)
 
 
 def main() -> None:

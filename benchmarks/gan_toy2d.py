@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from common import RESULTS, save
+from common import RESULTS, logged_train_seconds, save
 
 from genzoo.data import toy2d_modes
 from genzoo.metrics import modes_covered
@@ -54,15 +54,15 @@ BAD = {
 }
 
 
-def monitor_curve(run: Path) -> tuple[list[dict], float]:
-    """The collapse monitor's readings at every validation, and the training seconds."""
+def monitor_curve(run: Path) -> list[dict]:
+    """The collapse monitor's readings at every validation."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     curve = [
         {"step": r["step"], "modes": r["val_modes"], "high_quality_share": r["val_high_quality_share"]}
         for r in records
         if "val_modes" in r
     ]
-    return curve, max(r.get("time", 0.0) for r in records)
+    return curve
 
 
 def run_one(name: str, settings: dict, run: Path, reuse: bool) -> dict:
@@ -70,7 +70,7 @@ def run_one(name: str, settings: dict, run: Path, reuse: bool) -> dict:
         shutil.rmtree(run, ignore_errors=True)
         train(name, "toy2d-ring", run, settings, quiet=True)
     model = load(run)
-    curve, seconds = monitor_curve(run)
+    curve = monitor_curve(run)
     samples = model.sample(1000, generator=torch.Generator().manual_seed(0))
     RESULTS.mkdir(exist_ok=True)
     save_scatter(samples, RESULTS / f"gan_toy2d_{run.name}.png")
@@ -80,7 +80,7 @@ def run_one(name: str, settings: dict, run: Path, reuse: bool) -> dict:
     return {
         "model": name,
         "settings": settings,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": logged_train_seconds(run),
         "monitor": curve,
         "modes": cover["modes"],
         "high_quality_share": round(cover["high_quality_share"], 4),

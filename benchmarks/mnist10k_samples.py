@@ -1,6 +1,6 @@
 """GAN and DDPM samples on MNIST-10k (the t10k file: 8,000 train / 1,000 val / 1,000 test).
 
-    python benchmarks/mnist10k_samples.py [--models ddpm dcgan] [--work runs/bench-mnist10k] [--reuse]
+    python benchmarks/mnist10k_samples.py [--runs ddpm dcgan dcgan-cond] [--work runs/bench-mnist10k] [--reuse]
 
 Targets (issue 5): unconditional samples hit all 10 classes, each 5%..15% of 1000 samples;
 conditional samples drawn with label k are classified as k at least 90% (GAN) and 95%
@@ -12,13 +12,11 @@ training for the DDPM), not for the best possible samples.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, save, save_grid
+from common import earlier_runs, logged_train_seconds, save, save_grid
 from gan_digits import SETTINGS as GAN_DIGITS_SETTINGS
 
 from genzoo.data import load_dataset
@@ -67,16 +65,17 @@ def main() -> None:
     for name in args.runs:
         spec = RUNS[name]
         run = args.work / name
-        seconds = None
         if not (args.reuse and (run / "model.safetensors").is_file()):
             shutil.rmtree(run, ignore_errors=True)
-            start = time.perf_counter()
             train(spec["model"], "mnist", run, {**spec["settings"], "seed": args.seed}, quiet=True)
-            seconds = round(time.perf_counter() - start, 1)
         model = load(run)
         is_diffusion = spec["model"] == "ddpm"
         sampling = {"sampler": "ddim", "steps": 50} if is_diffusion else {}
-        result = {"model": spec["model"], "settings": spec["settings"], "train_seconds": seconds}
+        result = {
+            "model": spec["model"],
+            "settings": spec["settings"],
+            "train_seconds": logged_train_seconds(run),
+        }
         if not model.config.conditional or is_diffusion:
             samples = model.sample(args.n, generator=generator(), **sampling)
             save_grid(f"mnist10k_{name}", samples[:100], 0, 255, ncol=10)
@@ -102,10 +101,7 @@ def main() -> None:
             }
             print(name, result["conditional"], flush=True)
         results[name] = result
-    # Runs evaluated by earlier (or concurrent) invocations stay in the JSON beside this one's.
-    previous = RESULTS / "mnist10k_samples.json"
-    if previous.is_file():
-        results = {**json.loads(previous.read_text())["runs"], **results}
+    results = {**earlier_runs("mnist10k_samples"), **results}
     save(
         "mnist10k_samples",
         {
