@@ -10,7 +10,7 @@ domain classifier. References from the "Deep Generative Modeling" course code on
 autoregressive about 88.7, RealNVP about 124. The flows' numbers are the uniform-dequantization
 bound on the discrete likelihood (the standard reported number); PixelCNN's is exact; the DBN's is
 an estimate (AIS for log Z, importance-weighted over its recognition weights). VAE and IWAE have
-their own script (vae_digits.py).
+their own script (vae_digits.py). Runs evaluated by earlier invocations stay in the JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from common import logged_train_seconds, save, save_grid
+from common import earlier_runs, logged_train_seconds, save, save_grid
 
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/bench-likelihood-digits"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    runs = []
+    runs = {}
     for name in args.models:
         run = args.work / name
         if not (args.reuse and (run / "model.safetensors").is_file()):
@@ -80,14 +80,14 @@ def main() -> None:
         }
         if name == "pixelcnn":
             result["completion"] = completions(run, args.n_complete, args.seed)
-        runs.append(result)
+        runs[name] = result
         print(result, flush=True)
     save(
         "likelihood_digits",
         {
             "command": "genzoo train MODEL --data digits --out R --seed S; genzoo evaluate R --split test --metrics nll",
             "reference": "Deep Generative Modeling course code, same split: autoregressive 88.7, RealNVP 124",
-            "runs": runs,
+            "runs": {**earlier_runs("likelihood_digits"), **runs},
         },
     )
 

@@ -235,6 +235,26 @@ def test_negatives_come_from_persistent_chains_or_from_the_data():
     assert torch.equal(cd, rbm.gibbs(data, 2)) and torch.equal(rbm.chains, again)
 
 
+def test_pseudo_likelihood_matches_scikit_learn():
+    """scikit-learn's BernoulliRBM.score_samples flips one random pixel per row and scales by V: an
+    unbiased estimate of the pseudo-likelihood that genzoo computes exactly. Over 20,000 copies of
+    each row the two agree within 0.5 nats (the estimate's standard error is about 0.1)."""
+    from sklearn.neural_network import BernoulliRBM
+
+    rbm = random_rbm(20, 8, "binomial", 2, std=1.0)
+    x = two_patterns(n=5, dims=20)
+    reference = BernoulliRBM(n_components=8, random_state=0)
+    reference.components_ = rbm.weight.detach().double().T.numpy()
+    reference.intercept_visible_ = rbm.visible_bias.detach().double().numpy()
+    reference.intercept_hidden_ = rbm.hidden_bias.detach().double().numpy()
+    repeats = 20000
+    estimate = reference.score_samples(x.double().repeat(repeats, 1).numpy()).reshape(repeats, 5).mean(0)
+    exact = rbm.pseudo_log_likelihood(x).double().numpy()
+    np.testing.assert_allclose(estimate, exact, atol=0.5)
+    # Not a trivial agreement: these rows score far from a uniform model's -20 log 2.
+    assert np.abs(exact + 20 * math.log(2)).max() > 2
+
+
 @pytest.mark.parametrize("persistent", [False, True], ids=["cd1", "pcd"])
 def test_training_raises_the_pseudo_likelihood(persistent):
     x = two_patterns()

@@ -1,0 +1,156 @@
+"""Binarized MNIST-10k: test NLL of PixelCNN, a flow, the DBN and an RBM (AIS), and VAE/IWAE in one
+table; the RBM's pseudo-likelihood beside scikit-learn's BernoulliRBM trained on the same data.
+
+    python benchmarks/binarized_mnist.py [--runs pixelcnn glow dbn rbm vae iwae sklearn-rbm] [--reuse]
+
+Data: `mnist-binary`, static binarization at 0.5 of the t10k file (the offline copy): first 8,000
+train, next 1,000 val, last 1,000 test. Published full-MNIST figures (60,000 training images, so
+not comparable, only context): Gated PixelCNN about 81.3, DBN about 84.6, IWAE about 84.8 nats.
+Every NLL is in nats per image over the 784 binary pixels; the flow's is the uniform-dequantization
+bound on that discrete likelihood; the DBN's and RBM's rest on AIS estimates of log Z.
+Models are sized for a 2-core CPU (minutes each, one thread), not for the best numbers.
+Runs evaluated by earlier invocations stay in the JSON, so `--runs` can add one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import earlier_runs, logged_train_seconds, save
+
+from genzoo.data import load_dataset
+from genzoo.evaluation import evaluate_run
+from genzoo.models import load
+from genzoo.models.dbn import RBM
+from genzoo.train import train
+
+PUBLISHED_FULL_MNIST = {"Gated PixelCNN": 81.3, "DBN": 84.6, "IWAE": 84.8}
+AIS = {"ais_betas": 20000, "ais_chains": 100}  # Salakhutdinov & Murray used 14,500 betas
+RUNS = {
+    "pixelcnn": ("pixelcnn", {"channels": 32, "n_layers": 8, "max_steps": 2000, "lr_decay_steps": 2000}),
+    "glow": ("glow", {"steps": 4, "max_steps": 2000, "lr_decay_steps": 2000}),
+    "dbn": ("dbn", {"hidden": [500, 1000], "layer_steps": 10000, "max_steps": 20000, **AIS}),
+    "rbm": ("dbn", {"hidden": [500], "layer_steps": 10000, "max_steps": 10000, **AIS}),
+    "vae": ("vae", {"max_steps": 10000, "lr_decay_steps": 10000}),
+    "iwae": ("iwae", {"max_steps": 10000, "lr_decay_steps": 10000}),
+}
+SKLEARN_RBM = {"n_components": 500, "learning_rate": 0.05, "batch_size": 20, "n_iter": 20}
+
+
+def split_units(data, split: str) -> torch.Tensor:
+    """A split's images as (N, 784) float 0/1 rows, what an RBM's visible layer sees."""
+    return data.split(split).tensors[0].flatten(1).float()
+
+
+def sklearn_mean_score(weight: torch.Tensor, visible_bias, hidden_bias, x: np.ndarray, seed: int) -> float:
+    """scikit-learn's own pseudo-likelihood estimate (one random pixel flipped per image, times 784)
+    for these weights: a reference implementation to hold genzoo's exact figure against."""
+    from sklearn.neural_network import BernoulliRBM
+
+    reference = BernoulliRBM(n_components=weight.shape[1], random_state=seed)
+    reference.components_ = weight.T.double().numpy()
+    reference.intercept_visible_ = visible_bias.double().numpy()
+    reference.intercept_hidden_ = hidden_bias.double().numpy()
+    return float(reference.score_samples(x.astype(np.float64)).mean())
+
+
+def rbm_report(rbm: RBM, test: torch.Tensor, seed: int) -> dict:
+    """Exact pseudo-likelihood (genzoo) and scikit-learn's estimate of it, per test image."""
+    return {
+        "test_pseudo_nll": round(-float(rbm.pseudo_log_likelihood(test).mean()), 2),
+        "test_pseudo_nll_sklearn_estimate": round(
+            -sklearn_mean_score(
+                rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach(), test.numpy(), seed
+            ),
+            2,
+        ),
+    }
+
+
+def sklearn_rbm(data, seed: int) -> dict:
+    """scikit-learn's BernoulliRBM (PCD) on the same training images; scored with genzoo's AIS and
+    exact pseudo-likelihood by loading its weights into a genzoo RBM."""
+    from sklearn.neural_network import BernoulliRBM
+
+    train_x, test = split_units(data, "train"), split_units(data, "test")
+    model = BernoulliRBM(**SKLEARN_RBM, random_state=seed)
+    start = time.perf_counter()
+    model.fit(train_x.numpy())
+    seconds = round(time.perf_counter() - start, 1)
+    rbm = RBM(train_x.shape[1], SKLEARN_RBM["n_components"], visible="binomial", levels=2)
+    with torch.no_grad():
+        rbm.weight.copy_(torch.from_numpy(model.components_.T).float())
+        rbm.visible_bias.copy_(torch.from_numpy(model.intercept_visible_).float())
+        rbm.hidden_bias.copy_(torch.from_numpy(model.intercept_hidden_).float())
+        rbm.data_mean.copy_(train_x.mean(0))  # the AIS base rates, as a genzoo RBM tracks them
+        rbm.data_count.fill_(len(train_x))
+    log_z = rbm.ais_log_partition(
+        AIS["ais_betas"], AIS["ais_chains"], generator=torch.Generator().manual_seed(seed)
+    ).log_z
+    with torch.no_grad():
+        nll = float((rbm.free_energy(test) + log_z).mean())
+    return {
+        "model": "sklearn BernoulliRBM",
+        "settings": SKLEARN_RBM,
+        "train_seconds": seconds,
+        "nll": round(nll, 2),
+        "nll_kind": "estimate",
+        **rbm_report(rbm, test, seed),
+    }
+
+
+def genzoo_run(name: str, work: Path, reuse: bool, seed: int, data) -> dict:
+    model_name, settings = RUNS[name]
+    run = work / name
+    if not (reuse and (run / "model.safetensors").is_file()):
+        shutil.rmtree(run, ignore_errors=True)
+        train(model_name, "mnist-binary", run, {**settings, "seed": seed}, quiet=True)
+    result = {
+        "model": model_name,
+        "settings": settings,
+        "train_seconds": logged_train_seconds(run),
+        **evaluate_run(run, split="test", metrics=["nll"]),
+    }
+    if name == "rbm":
+        result.update(rbm_report(load(run).rbms[0], split_units(data, "test"), seed))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", nargs="+", default=[*RUNS, "sklearn-rbm"], choices=[*RUNS, "sklearn-rbm"])
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-binarized-mnist"))
+    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of retraining")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a shared 2-core CPU)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_dataset("mnist-binary")
+    results = {}
+    for name in args.runs:
+        if name == "sklearn-rbm":
+            results[name] = sklearn_rbm(data, args.seed)
+        else:
+            results[name] = genzoo_run(name, args.work, args.reuse, args.seed, data)
+        print(name, results[name], flush=True)
+    save(
+        "binarized_mnist",
+        {
+            "command": "genzoo train MODEL --data mnist-binary --out R --set ...; "
+            "genzoo evaluate R --split test --metrics nll",
+            "split": "t10k file: train first 8000, val next 1000, test last 1000; binarized at 0.5",
+            "published_full_mnist_nll": PUBLISHED_FULL_MNIST,
+            "bits_per_pixel_factor": 1 / (784 * math.log(2)),
+            "runs": {**earlier_runs("binarized_mnist"), **results},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
