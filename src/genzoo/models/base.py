@@ -138,6 +138,11 @@ class GenerativeModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def evaluation_generator(self) -> torch.Generator:
+        """A generator with a fixed seed on the model's device (CPU for MPS, where torch has none):
+        the noise of likelihood estimates when the caller gives none, so evaluations repeat."""
+        return torch.Generator(device=self.device if self.device.type == "cuda" else "cpu").manual_seed(0)
+
     @contextlib.contextmanager
     def inference(self) -> Iterator[None]:
         """Evaluation mode (no dropout, frozen norms) for the duration, then the previous mode again."""

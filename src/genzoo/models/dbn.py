@@ -411,11 +411,6 @@ def resolve_visible(visible: str, levels: int | None) -> str:
     return visible
 
 
-def _default_generator(model: nn.Module) -> torch.Generator:
-    device = next(model.parameters()).device
-    return torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(0)
-
-
 def _weights_key(module: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer is replaced or modified in place (optimizer steps included)."""
     return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
@@ -623,7 +618,7 @@ class DBN(GenerativeModel):
         key = (betas, chains, _weights_key(top))
         if generator is None and key in self._log_z_cache:
             return self._log_z_cache[key]
-        log_z = top.ais_log_partition(betas, chains, generator=generator or _default_generator(self)).log_z
+        log_z = top.ais_log_partition(betas, chains, generator=generator or self.evaluation_generator()).log_z
         if generator is None:
             self._log_z_cache = {key: log_z}
         return log_z
@@ -633,7 +628,7 @@ class DBN(GenerativeModel):
     ) -> torch.Tensor:
         """(k, B) importance log-weights of log p(x) (k = 1, exact given Z, for a single RBM)."""
         x = self._check(x)
-        generator = generator or _default_generator(self)
+        generator = generator or self.evaluation_generator()
         log_z = self.log_partition() if log_z is None else log_z
         v = self._to_units(x, self._dequantization_noise(x, generator))
         const = self._log_det() - log_z

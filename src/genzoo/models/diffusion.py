@@ -352,9 +352,7 @@ class DDPM(GenerativeModel):
         for t = 2..T, and "decoder" -log p(x_0 | x_1). Their sum is -log_prob."""
         x0 = self._internal(x)
         n, T = len(x0), self.config.num_steps
-        generator = generator or torch.Generator(
-            device=self.device if self.device.type == "cuda" else "cpu"
-        ).manual_seed(0)
+        generator = generator or self.evaluation_generator()
         last = torch.full((n,), T - 1, device=self.device, dtype=torch.long)
         q_mean, q_var = self.schedule.q_mean_var(x0, last)
         prior = (

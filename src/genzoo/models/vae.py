@@ -376,7 +376,7 @@ class VAE(GenerativeModel):
         log 1/C sum_y p(x|y) from k samples per class (C times the cost).
         """
         k = k or self.config.iwae_k
-        generator = generator or _default_generator(self)
+        generator = generator or self.evaluation_generator()
         out = torch.empty(len(x), device=self.device)
         with self.inference():
             for rows, log_w in self._log_weights(x, k, generator, label):
@@ -398,7 +398,7 @@ class VAE(GenerativeModel):
         Conditional models without `label`: log 1/C sum_y exp(ELBO(x|y)), still a bound on log p(x)
         since every p(x|y) >= exp(ELBO(x|y)).
         """
-        generator = generator or _default_generator(self)
+        generator = generator or self.evaluation_generator()
         out = torch.empty(len(x), device=self.device)
         with self.inference():
             for rows, log_w in self._log_weights(x, samples, generator, label):
@@ -515,8 +515,3 @@ class IWAE(VAE):
 
 def _gen_device(generator: torch.Generator | None, model: nn.Module) -> torch.device:
     return generator.device if generator is not None else next(model.parameters()).device
-
-
-def _default_generator(model: GenerativeModel) -> torch.Generator:
-    device = model.device if model.device.type == "cuda" else torch.device("cpu")
-    return torch.Generator(device=device).manual_seed(0)
