@@ -175,6 +175,24 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     return batch, None
 
 
+def class_indices(label: Any, n: int, num_classes: int, device: torch.device) -> torch.Tensor:
+    """`label` (an int, or n of them) as (n,) class indices on `device`; a user error otherwise."""
+    y = torch.as_tensor(label, device=device).long().reshape(-1)
+    if len(y) == 1:
+        y = y.expand(n)
+    if len(y) != n or (y < 0).any() or (y >= num_classes).any():
+        raise GenzooError(f"label must be an int in 0..{num_classes - 1} or n of them, got {label!r}")
+    return y
+
+
+def uniform_class_indices(
+    n: int, num_classes: int, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """n class indices drawn uniformly (from `generator`, on its own device), moved to `device`."""
+    source = generator.device if generator is not None else device
+    return torch.randint(num_classes, (n,), generator=generator, device=source).to(device)
+
+
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     """safetensors needs contiguous, unshared tensors; write to a temp file then rename."""
     tmp = path.with_name(path.name + ".tmp")

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
+from genzoo.models.base import GenerativeModel, ModelConfig, class_indices, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
 from genzoo.nn.unet import UNet
@@ -191,13 +191,7 @@ class DDPM(GenerativeModel):
             return None
         if not self.conditional:
             raise GenzooError("this DDPM is unconditional (no labels, or conditional=false); drop label")
-        y = torch.as_tensor(label, device=self.device).long().reshape(-1)
-        if len(y) == 1:
-            y = y.expand(n)
-        k = self.config.num_classes
-        if len(y) != n or (y < 0).any() or (y >= k).any():
-            raise GenzooError(f"label must be an int in 0..{k - 1} or n of them, got {label!r}")
-        return y
+        return class_indices(label, n, self.config.num_classes, self.device)
 
     def _run_sampler(
         self,

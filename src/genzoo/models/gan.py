@@ -40,7 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig, Phase, split_batch
+from genzoo.models.base import (
+    GenerativeModel,
+    ModelConfig,
+    Phase,
+    class_indices,
+    split_batch,
+    uniform_class_indices,
+)
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import ConvDecoder, mlp
 from genzoo.nn.likelihoods import Rescale, normal
@@ -369,14 +376,8 @@ class GAN(GenerativeModel):
                 raise GenzooError("this GAN is unconditional; train with conditional=true to sample by label")
             return None
         if label is None:
-            source = generator.device if generator is not None else self.device
-            return torch.randint(k, (n,), generator=generator, device=source).to(self.device)
-        y = torch.as_tensor(label, device=self.device).long().reshape(-1)
-        if len(y) == 1:
-            y = y.expand(n)
-        if len(y) != n or (y < 0).any() or (y >= k).any():
-            raise GenzooError(f"label must be an int in 0..{k - 1} or n of them, got {label!r}")
-        return y
+            return uniform_class_indices(n, k, generator, self.device)
+        return class_indices(label, n, k, self.device)
 
 
 @register_model

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
+from genzoo.models.base import GenerativeModel, ModelConfig, class_indices, split_batch, uniform_class_indices
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import ConvDecoder, ConvEncoder, mlp
 from genzoo.nn.likelihoods import Rescale, make_likelihood, normal, resolve_likelihood
@@ -175,13 +175,7 @@ class VAE(GenerativeModel):
             return None
         if not self.conditional:
             raise GenzooError("this VAE is unconditional; train with conditional=true to use labels")
-        k = self.config.num_classes
-        y = torch.as_tensor(label, device=self.device).long().reshape(-1)
-        if len(y) == 1:
-            y = y.expand(n)
-        if len(y) != n or (y < 0).any() or (y >= k).any():
-            raise GenzooError(f"label must be an int in 0..{k - 1} or n of them, got {label!r}")
-        return y
+        return class_indices(label, n, self.config.num_classes, self.device)
 
     def _required_labels(self, n: int, label: int | torch.Tensor | None) -> torch.Tensor | None:
         y = self._labels(n, label)
@@ -429,9 +423,7 @@ class VAE(GenerativeModel):
         with self.inference():
             z = self._prior_sample(n, generator, temperature)
             if self.conditional and y is None:
-                source = _gen_device(generator, self)
-                y = torch.randint(self.config.num_classes, (n,), generator=generator, device=source)
-                y = y.to(self.device)
+                y = uniform_class_indices(n, self.config.num_classes, generator, self.device)
             return self._decode(z, y, mean=mean, generator=generator)
 
     @torch.no_grad()
