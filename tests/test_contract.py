@@ -43,10 +43,15 @@ def test_loss_is_finite_and_backpropagates(case):
 
 def test_sample_shape_range_and_determinism(case):
     model, _, info = case
-    model.eval()
+    model.train()  # sampling switches to eval mode by itself and back
+    state = torch.get_rng_state()
     a = model.sample(5, generator=torch.Generator().manual_seed(3))
     b = model.sample(5, generator=torch.Generator().manual_seed(3))
     c = model.sample(5, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(torch.get_rng_state(), state), (
+        "sampling with a generator must not touch the global RNG"
+    )
+    assert model.training
     assert a.shape == (5, *info.shape)
     assert torch.equal(a, b) and not torch.equal(a, c)
     if info.levels is not None:  # discrete data: samples are valid levels in dataset units

@@ -311,17 +311,12 @@ def test_layers_train_greedily_in_turn():
 # ---- sampling, units, persistence, CLI -------------------------------------------------------------
 
 
-def test_samples_are_seeded_levels_in_dataset_units():
+def test_mean_samples_and_every_visible_type_stay_in_dataset_units():
+    # Seeding, the global RNG and the training mode are the contract's (test_contract.py).
     model = tiny_dbn()
     model.train()
     model.loss((digits_like(32), None))  # visible biases from data, chains seeded
-    state = torch.get_rng_state()
     a = model.sample(16, generator=torch.Generator().manual_seed(7))
-    b = model.sample(16, generator=torch.Generator().manual_seed(7))
-    c = model.sample(16, generator=torch.Generator().manual_seed(8))
-    assert torch.equal(torch.get_rng_state(), state), "sampling must not touch the global RNG"
-    assert model.training
-    assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (16, 1, 8, 8) and a.min() >= 0 and a.max() <= 16 and torch.equal(a, a.round())
     m = model.sample(4, generator=torch.Generator().manual_seed(7), mean=True, steps=3)
     assert m.shape == (4, 1, 8, 8) and m.min() >= 0 and m.max() <= 16
