@@ -134,3 +134,37 @@ def test_bad_settings_are_rejected(gaussian_model, tmp_path, settings, message):
     with pytest.raises(GenzooError, match=message):
         train("test-gaussian", "digits", tmp_path / "run", settings, quiet=True)
     assert not Path(tmp_path / "run").exists()
+
+
+def test_keep_best_saves_the_best_validation_and_survives_resume(gaussian_model, tmp_path, monkeypatch):
+    """Weights are spoiled after step 10: model.safetensors must keep step 10's, also after a resume."""
+    data = load_dataset("digits")
+    config = TrainConfig(lr=0.05, max_steps=20, eval_every=10, checkpoint_every=5, keep_best=True)
+    trainer = Trainer(gaussian_model.for_data(data.info), data, config, tmp_path, quiet=True)
+    original = trainer._train_step
+    kept = {}
+
+    def spoiling_step():
+        logs = original()
+        if trainer.step + 1 == 10:  # the state validated at step 10
+            kept.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        if trainer.step + 1 > 10:
+            with torch.no_grad():
+                trainer.model.mean.add_(5.0)
+        return logs
+
+    monkeypatch.setattr(trainer, "_train_step", spoiling_step)
+    trainer.fit()
+    saved = load_file(str(tmp_path / "model.safetensors"))
+    assert torch.equal(saved["mean"], kept["mean"])
+    assert not torch.equal(trainer.model.mean.detach(), kept["mean"])  # training itself went on
+    vals = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"val"' in s]
+    assert [r["val_best_step"] for r in vals] == [10, 10]
+    assert vals[1]["val_loss"] > vals[0]["val_loss"]
+
+    longer = TrainConfig(**{**config.to_dict(), "max_steps": 25})
+    resumed = Trainer(gaussian_model.for_data(data.info), data, longer, tmp_path, quiet=True)
+    resumed.fit(resume=True)
+    assert resumed.best["step"] == 10
+    assert torch.equal(load_file(str(tmp_path / "model.safetensors"))["mean"], kept["mean"])
+

@@ -83,6 +83,7 @@ class _Flow(GenerativeModel):
         "weight_decay": 5e-5,
         "grad_clip": 10.0,
         "eval_every": 500,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: FlowConfig):
@@ -376,6 +377,7 @@ class MAF(_Flow):
         "weight_decay": 1e-5,
         "grad_clip": 10.0,
         "eval_every": 500,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: MAFConfig):

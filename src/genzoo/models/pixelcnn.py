@@ -68,6 +68,7 @@ class PixelCNN(GenerativeModel):
         "weight_decay": 1e-4,
         "grad_clip": 1.0,
         "eval_every": 500,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: PixelCNNConfig):

@@ -98,6 +98,7 @@ class VAE(GenerativeModel):
         "warmup_steps": 200,
         "weight_decay": 0.0,
         "eval_every": 500,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: VAEConfig):

@@ -26,6 +26,10 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds; > 0: stop when spent (the schedule assumes max_steps)
     eval_every: int = 500  # validation loss every N steps (0 = only at the end)
     eval_batches: int = 20  # batches of the val split per validation
+    # Keep the weights with the lowest val_loss seen at a validation as model.safetensors (the
+    # run itself goes on; resuming continues from the last step). For likelihood models on small
+    # data, which overfit well before a fixed step count ends. Without a val split: the last weights.
+    keep_best: bool = False
     # Samples drawn at every validation to log mode/class coverage (genzoo.train.monitor); 0 = off.
     monitor_samples: int = 0
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)

@@ -90,7 +90,8 @@ def train(
     device: str = "auto",
     quiet: bool = False,
 ) -> tuple[GenerativeModel, dict[str, float]]:
-    """Train `model` on `data` into the run directory `out`; returns the model and last metrics.
+    """Train `model` on `data` into the run directory `out`; returns the model (with the
+    inference weights model.safetensors holds) and the last metrics.
 
     >>> model, metrics = train("vae", "digits", "runs/vae", {"max_steps": 200})  # doctest: +SKIP
     """
@@ -123,6 +124,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     spec.save(out)
     metrics = trainer.fit(resume=resume)
+    instance.load_state_dict(trainer.inference_state())  # what model.safetensors holds (EMA, best)
     write_preview(instance, dataset, out / PREVIEW_FILE, config.seed)
     return instance, metrics
 

@@ -4,6 +4,8 @@ The Trainer knows nothing about the model beyond the contract: `phases()` says w
 optimizers to build, `loss(batch, phase=...)` gives what each minimises. Everything
 that decides the trajectory (weights, optimizer moments, RNG, step) is checkpointed
 so a stopped run resumed with `resume=True` ends bit-identical to an uninterrupted one.
+With `keep_best`, model.safetensors holds the weights of the best validation instead of the
+last step; trainer_state.pt keeps both.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Trainer:
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self.best: dict[str, Any] | None = None  # {"step", "val_loss", "state"} under keep_best
         self.total_steps = self._total_steps()
 
     # ---- setup ----------------------------------------------------------------------
@@ -236,10 +239,20 @@ class Trainer:
         result = {f"val_{k}": v / count for k, v in totals.items()}
         if self.monitor is not None:
             result.update({f"val_{k}": float(v) for k, v in self.monitor(self.model).items()})
+        if self.config.keep_best:
+            self._remember_if_best(result)
         if result:
             self._log({"step": self.step, "split": "val", **result})
             writer.scalars("val", {k[4:]: v for k, v in result.items()}, self.step)
         return result
+
+    def _remember_if_best(self, result: dict[str, float]) -> None:
+        if "val_loss" not in result:  # no validation split: the last weights are the ones kept
+            return
+        if self.best is None or result["val_loss"] < self.best["val_loss"]:
+            state = {k: v.detach().clone() for k, v in self._current_inference_state().items()}
+            self.best = {"step": self.step, "val_loss": result["val_loss"], "state": state}
+        result["val_best_step"] = float(self.best["step"])
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out_dir / METRICS_FILE, "a") as f:
@@ -247,7 +260,13 @@ class Trainer:
 
     # ---- checkpoints ----------------------------------------------------------------
     def inference_state(self) -> dict[str, torch.Tensor]:
-        """The weights to sample and evaluate with: the EMA ones when EMA is on."""
+        """The weights to sample and evaluate with: the best validation's under keep_best, else
+        the current ones (the EMA ones when EMA is on)."""
+        if self.best is not None:
+            return self.best["state"]
+        return self._current_inference_state()
+
+    def _current_inference_state(self) -> dict[str, torch.Tensor]:
         return self.ema.shadow if self.ema is not None else self.model.state_dict()
 
     def save_checkpoint(self) -> None:
@@ -264,6 +283,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "best": self.best,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "train_config": self.config.to_dict(),
@@ -291,6 +311,7 @@ class Trainer:
         self.step = state["step"]
         self.elapsed = state["elapsed"]
         self.nonfinite_total = state["nonfinite_total"]
+        self.best = state.get("best")
 
 
 class _TensorBoard:
