@@ -77,12 +77,14 @@ class _Flow(GenerativeModel):
     train_defaults = {
         "lr": 1e-3,
         "batch_size": 64,
-        "max_steps": 3000,
-        "lr_decay_steps": 3000,
+        # On the 1000 training digits both Glow and RealNVP reach their best validation NLL near
+        # step 500 and overfit after; bigger data wants more steps (`--max-steps`).
+        "max_steps": 1000,
+        "lr_decay_steps": 1000,
         "warmup_steps": 100,
         "weight_decay": 5e-5,
         "grad_clip": 10.0,
-        "eval_every": 500,
+        "eval_every": 250,
         "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
