@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install chromium demo test test-slow bench clean
 
 install: $(STAMP)
 
@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Headless Chromium for tests/test_report_browser.py, unpacked into the venv (no root needed).
+chromium: $(VENV)/chromium/chromium
+
+$(VENV)/chromium/chromium: tests/install_chromium.sh
+	sh tests/install_chromium.sh $(VENV)/chromium
+
 demo: install
 	$(BIN)/python -m genzoo.demo --out demo_out
 
-test: install
+test: install chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q

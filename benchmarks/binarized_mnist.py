@@ -34,11 +34,11 @@ PUBLISHED_FULL_MNIST = {"Gated PixelCNN": 81.3, "DBN": 84.6, "IWAE": 84.8}
 AIS = {"ais_betas": 20000, "ais_chains": 100}  # Salakhutdinov & Murray used 14,500 betas
 RUNS = {
     "pixelcnn": ("pixelcnn", {"channels": 32, "n_layers": 8, "max_steps": 2000, "lr_decay_steps": 2000}),
-    "glow": ("glow", {"steps": 4, "max_steps": 2000, "lr_decay_steps": 2000}),
+    "glow": ("glow", {"steps": 4, "max_steps": 1000, "lr_decay_steps": 1000}),
     "dbn": ("dbn", {"hidden": [500, 1000], "layer_steps": 10000, "max_steps": 20000, **AIS}),
     "rbm": ("dbn", {"hidden": [500], "layer_steps": 10000, "max_steps": 10000, **AIS}),
-    "vae": ("vae", {"max_steps": 10000, "lr_decay_steps": 10000}),
-    "iwae": ("iwae", {"max_steps": 10000, "lr_decay_steps": 10000}),
+    "vae": ("vae", {"max_steps": 5000, "lr_decay_steps": 5000}),
+    "iwae": ("iwae", {"max_steps": 5000, "lr_decay_steps": 5000}),
 }
 SKLEARN_RBM = {"n_components": 500, "learning_rate": 0.05, "batch_size": 20, "n_iter": 20}
 

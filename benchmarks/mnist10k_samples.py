@@ -50,11 +50,17 @@ RUNS = {
     },
     # Class coverage of the packed DCGAN was still improving at 3000 steps (class KL 0.16, 0.09,
     # 0.06 after 1000, 2000, 3000), so it gets twice the steps.
-    "dcgan": {"model": "dcgan", "settings": {**GAN_SETTINGS, "pack": 2, "max_steps": 6000, "lr_decay_steps": 6000}},
+    "dcgan": {
+        "model": "dcgan",
+        "settings": {**GAN_SETTINGS, "pack": 2, "max_steps": 6000, "lr_decay_steps": 6000},
+    },
     # With the digits settings the conditional discriminator won within 500 steps and the
     # generator collapsed to one class; a stronger R1 penalty alone did not stop it (one class
     # hit after 800 steps at weight 10), a slower discriminator with R1 1.0 kept all ten.
-    "dcgan-cond": {"model": "dcgan", "settings": {**GAN_SETTINGS, "conditional": True, "r1_weight": 1.0, "d_lr_scale": 0.5}},
+    "dcgan-cond": {
+        "model": "dcgan",
+        "settings": {**GAN_SETTINGS, "conditional": True, "r1_weight": 1.0, "d_lr_scale": 0.5},
+    },
 }
 
 

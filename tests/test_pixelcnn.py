@@ -120,6 +120,21 @@ def test_completion_keeps_the_given_pixels():
     assert torch.equal(out, again)
 
 
+def test_most_probable_of_k_completions_is_the_best_scored_draw():
+    model = _model()
+    x = torch.randint(0, 4, (3, 1, 5, 5), generator=torch.Generator().manual_seed(2)).float()
+    known = torch.zeros(5, 5, dtype=torch.bool)
+    known[:2] = True
+    best = model.complete(x, known, generator=torch.Generator().manual_seed(0), candidates=4)
+    draws = model.complete(x.repeat_interleave(4, 0), known, generator=torch.Generator().manual_seed(0))
+    scores = model.log_prob(draws).view(3, 4)
+    assert torch.equal(best, draws.view(3, 4, 1, 5, 5)[torch.arange(3), scores.argmax(1)])
+    assert torch.equal(best[..., :2, :], x[..., :2, :])
+    assert (model.log_prob(best) >= scores.median(1).values).all()
+    with pytest.raises(GenzooError):
+        model.complete(x, known, candidates=0)
+
+
 def test_loss_uses_labels_when_conditional():
     model = _model(conditional=True, num_classes=3).train()
     x = torch.randint(0, 4, (4, 1, 5, 5), generator=torch.Generator().manual_seed(3)).float()

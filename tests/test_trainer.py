@@ -167,4 +167,3 @@ def test_keep_best_saves_the_best_validation_and_survives_resume(gaussian_model,
     resumed.fit(resume=True)
     assert resumed.best["step"] == 10
     assert torch.equal(load_file(str(tmp_path / "model.safetensors"))["mean"], kept["mean"])
-

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genzoo.data.media import MEDIA_SUFFIXES, media_options, write_media
 from genzoo.errors import GenzooError
 
 EXIT_USER_ERROR = 2
@@ -49,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("-n", type=int, help="number of samples (default 64; 1 for text models)")
     p.add_argument(
-        "--out", required=True, type=Path, help=".png (grid or scatter) or .npy (raw, dataset units)"
+        "--out",
+        type=Path,
+        help=".png (grid or scatter) or .npy (raw, dataset units); .txt for text; .mid or .wav for music and audio",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -63,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, help="class to sample, for class-conditional models")
     p.add_argument("--top-k", type=int, dest="top_k")
     p.add_argument("--top-p", type=float, dest="top_p")
+    # Text models (gpt, seq2seq): the text goes to stdout, as it is generated for a single gpt sample.
+    p.add_argument("--prompt", help="gpt: text to continue")
+    p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="gpt: tokens to generate")
+    p.add_argument("--stop", action="append", help="gpt: stop a sample at this string (repeatable)")
+    p.add_argument("--no-kv-cache", action="store_false", dest="kv_cache", default=None, help="gpt")
+    p.add_argument("--input", help="seq2seq: the text to map, or a file with one input per line")
+    p.add_argument("--beam-size", type=int, dest="beam_size", help="seq2seq: beam search width (1 = greedy)")
+    p.add_argument("--length-penalty", type=float, dest="length_penalty", help="seq2seq: beam length penalty")
+    p.add_argument("--seconds", type=float, help="audio and music: length of each sample in seconds")
+    p.add_argument("--primer", type=Path, help="music: a .mid file the samples continue")
 
     p = sub.add_parser("inpaint", help="fill the masked part of images with a trained model")
     p.add_argument("run", type=Path, help="run directory")
@@ -102,6 +115,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser(
+        "compare", help="train several models alike and write a report that says which to pick"
+    )
+    p.add_argument("--data", required=True, help="dataset name or path, as for train")
+    p.add_argument("--models", default="", help="comma-separated model names (see `genzoo list`)")
+    p.add_argument(
+        "--out", required=True, type=Path, help="report directory (index.html, results.json, runs/)"
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--time-budget", default="3m", help="training time per model and repeat: 90s, 3m, 1h")
+    budget.add_argument("--max-steps", type=int, help="train every model this many steps instead of a budget")
+    p.add_argument(
+        "--steps-from",
+        type=Path,
+        help="train the step counts an earlier report directory calibrated (same models and --time-budget)",
+    )
+    p.add_argument("--repeats", type=int, default=1, help="seeds per model (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--priority", default="quality", help="quality, likelihood, speed or diversity")
+    p.add_argument("--runs", default="", help="comma-separated existing run directories to include")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="one model's setting (data.KEY=VALUE: a dataset option, for every model)",
+    )
+    p.add_argument("--num-samples", type=int, default=1000, help="samples for the sample metrics")
+    p.add_argument(
+        "--nll-examples", type=int, default=0, help="NLL on the split's first N examples (default 0: all)"
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads for training and evaluation (0 = default)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
@@ -118,10 +168,14 @@ def cmd_list(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'name':<12} {'family':<10} {'modalities':<18} {'log_prob':<9} description")
-    for r in rows:
-        mods = ",".join(r["modalities"])
-        print(f"{r['name']:<12} {r['family']:<10} {mods:<18} {r['log_prob'] or '-':<9} {r['description']}")
+    table = [["name", "family", "modalities", "log_prob", "description"]]
+    table += [
+        [r["name"], r["family"], ",".join(r["modalities"]), r["log_prob"] or "-", r["description"]]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print(" ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4])
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -147,16 +201,63 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from genzoo.train.run import load_run
 
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         raise GenzooError("-n must be a positive number of samples")
-    _check_out(args.out)
     model, spec = load_run(args.run, device=args.device)
+    if any(m.startswith("text") for m in model.modalities):
+        _sample_text(args, model, spec)
+        return
+    args.n = args.n or 64
+    if args.out is None:
+        raise GenzooError("--out is required: a .png or .npy file for the samples")
+    if args.out.suffix.lower() not in MEDIA_SUFFIXES:  # .mid, .wav: music and audio (write_media checks)
+        _check_out(args.out)
     names = ("temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p")
     options = _family_options(args, names, model.sample, spec.model)
+    if args.seconds is not None or args.primer is not None:
+        options.update(media_options(model, spec.load_data(), args.seconds, args.primer))
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     samples = model.sample(args.n, generator=generator, **options).cpu()
     _write(samples, spec, args.out)
     print(f"wrote {args.n} samples to {args.out}")
+
+
+def _sample_text(args: argparse.Namespace, model, spec) -> None:
+    """Text models: samples to stdout (streamed for one gpt sample) and, with --out, to a .txt file."""
+    if args.out is not None and args.out.suffix.lower() != ".txt":
+        raise GenzooError(f"--out for a text model must end in .txt, got '{args.out.name}'")
+    names = ("temperature", "top_k", "top_p", "prompt", "max_new_tokens", "stop", "kv_cache")
+    names += ("beam_size", "length_penalty")
+    options = _family_options(args, names, model.sample, spec.model)
+    if args.input is not None:
+        if "inputs" not in inspect.signature(model.sample).parameters:
+            raise GenzooError(f"model '{spec.model}' does not take --input (use --prompt)")
+        path = Path(args.input)
+        if len(args.input) < 4096 and path.is_file():
+            options["inputs"] = [line for line in path.read_text().splitlines() if line.strip()]
+        else:
+            options["inputs"] = args.input
+    n = args.n or 1
+    streaming = n == 1 and "stream" in inspect.signature(model.sample).parameters
+    shown: list[str] = []
+    if streaming:
+
+        def show(text: str) -> None:
+            if not shown:  # the prompt first, once the model has accepted it
+                print(options.get("prompt", ""), end="")
+            shown.append(text)
+            print(text, end="", flush=True)
+
+        options["stream"] = show
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    texts = model.sample(n, generator=generator, **options)
+    if shown:
+        print()
+    else:
+        print("\n".join(texts) if "inputs" in options else "\n\n----\n\n".join(texts))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(texts) + "\n")
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
@@ -233,6 +334,8 @@ def _write(samples: torch.Tensor, spec, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, samples.numpy())
+    elif out.suffix.lower() in MEDIA_SUFFIXES:
+        write_media(samples, spec.load_data(), out)
     else:
         save_samples(samples, spec.load_data().info, out)
 
@@ -260,12 +363,48 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"{key:<{width}}  {shown}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from genzoo.report import CompareConfig, run_compare
+    from genzoo.settings import parse_assignments, parse_duration
+
+    settings: dict[str, dict] = {}
+    for key, value in parse_assignments(args.set).items():
+        model, dot, name = key.partition(".")
+        if not dot or not name:
+            raise GenzooError(f"--set for compare takes MODEL.KEY=VALUE (e.g. vae.lr=1e-3), got '{key}'")
+        settings.setdefault(model, {})[name] = value
+    data_options = settings.pop("data", {})  # data.KEY=VALUE: the dataset's option, for every model
+    config = CompareConfig(
+        data=args.data,
+        out=args.out,
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        time_budget=parse_duration(args.time_budget) if args.time_budget else 180.0,
+        max_steps=args.max_steps or 0,
+        steps_from=args.steps_from,
+        repeats=args.repeats,
+        seed=args.seed,
+        priority=args.priority,
+        runs=[Path(r.strip()) for r in args.runs.split(",") if r.strip()],
+        settings=settings,
+        data_options=data_options,
+        num_samples=args.num_samples,
+        nll_examples=args.nll_examples,
+        device=args.device,
+        threads=args.threads,
+        quiet=args.quiet,
+    )
+    results = run_compare(config)
+    print(results["recommendation"]["summary"])
+    print(f"report: {args.out / 'index.html'}")
+
+
 COMMANDS = {
     "list": cmd_list,
     "train": cmd_train,
     "sample": cmd_sample,
     "inpaint": cmd_inpaint,
     "evaluate": cmd_evaluate,
+    "compare": cmd_compare,
 }
 
 
@@ -280,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         hint = "; a checkpoint was saved, continue with --resume" if args.command == "train" else ""
+        if args.command == "compare":
+            hint = "; run the same command again to continue (finished runs are reused)"
         print(f"genzoo: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0

@@ -7,6 +7,7 @@ the genzoo domain classifier for labelled images, the raw values for vectors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from genzoo.data.base import Dataset
+from genzoo.data.music import frame_mask
 from genzoo.data.toy2d import toy2d_modes
 from genzoo.errors import GenzooError, unknown_name
 from genzoo.metrics import (
@@ -29,6 +31,8 @@ from genzoo.metrics import (
     modes_covered,
     sample_quality,
 )
+from genzoo.metrics.likelihood import bits_per_char, loss_per_token
+from genzoo.metrics.text import bleu, chrf, exact_match
 from genzoo.models.base import GenerativeModel
 from genzoo.train.run import load_run
 
@@ -81,6 +85,11 @@ def _nll(ev: Evaluation) -> dict[str, Any]:
         if hasattr(model, "elbo"):  # a bound beside an estimate shows how tight the estimate is
             elbo = torch.cat([model.elbo(b.to(model.device)).cpu() for b in ev.x.split(ev.batch_size)])
             result["nll_bound"] = float(-elbo.mean())
+    if ev.data.info.modality == "music":  # piano rolls: per real frame (padding excluded), as published
+        frames = int(frame_mask(ev.x).sum())
+        result["nll_per_frame"] = result["nll"] * len(ev.x) / frames
+        result["frames"] = frames
+        result.pop("bpd")  # would count the padding rows as dimensions
     return result
 
 
@@ -111,12 +120,57 @@ def _modes(ev: Evaluation) -> dict[str, Any]:
     }
 
 
+def _text_likelihood(ev: Evaluation) -> dict[str, Any]:
+    """A language model's loss per token (nats), bits per character and perplexity on the split."""
+    tokenizer = getattr(ev.model, "tokenizer", None)
+    if ev.data.info.modality != "text" or tokenizer is None:
+        raise GenzooError("loss_per_token, bpc and perplexity are for language models (gpt) on text data")
+    if "text_likelihood" not in ev.__dict__:
+        with ev.model.inference():
+            batches = ev.x.split(ev.batch_size)
+            nll = -sum(float(ev.model.log_prob(b.to(ev.model.device)).sum()) for b in batches)
+        tokens = ev.x.shape[0] * (ev.x.shape[1] - 1)  # the first token of each row is given, not predicted
+        chars = sum(len(tokenizer.decode(row[1:].long().tolist())) for row in ev.x)
+        per_token = loss_per_token(nll, tokens)
+        ev.__dict__["text_likelihood"] = {
+            "loss_per_token": per_token,
+            "bpc": bits_per_char(per_token, tokens, chars),
+            "perplexity": math.exp(per_token),
+            "tokens": tokens,
+        }
+    return ev.__dict__["text_likelihood"]
+
+
+def _translation(ev: Evaluation) -> dict[str, Any]:
+    """Greedy outputs of a sequence-to-sequence model for the split's sources, against its targets."""
+    pairs = getattr(ev.data, "pairs", {}).get(ev.split)
+    if pairs is None or not hasattr(ev.model, "beam_search"):
+        raise GenzooError("exact_match, chrf and bleu are for sequence-to-sequence models on pair data")
+    if "translation" not in ev.__dict__:
+        sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+        outputs = []
+        for i in range(0, len(sources), ev.batch_size):
+            outputs += ev.model.sample(1, inputs=sources[i : i + ev.batch_size])
+        ev.__dict__["translation"] = {
+            "exact_match": exact_match(outputs, references),
+            "chrf": chrf(outputs, references),
+            "bleu": bleu(outputs, references),
+        }
+    return ev.__dict__["translation"]
+
+
 # name -> function(evaluation) -> dict of result keys; the sample-quality names share one pass.
 METRICS: dict[str, Callable[[Evaluation], dict[str, Any]]] = {
     "nll": _nll,
     "classes": _classes,
     "memorization": _memorization,
     "modes": _modes,
+    "loss_per_token": _text_likelihood,
+    "bpc": _text_likelihood,
+    "perplexity": _text_likelihood,
+    "exact_match": _translation,
+    "chrf": _translation,
+    "bleu": _translation,
 }
 ALL_METRICS = (*METRICS, *QUALITY_METRICS)
 

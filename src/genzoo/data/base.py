@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch.utils.data import TensorDataset
@@ -20,12 +20,14 @@ class DataInfo:
     """
 
     name: str
-    modality: str  # "image" or "vector"
+    modality: str  # "image", "vector", "text" or "text-pairs"
     shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors
     levels: int | None  # discrete values per dimension (17, 256, 2); None when continuous
     low: float  # smallest value a dimension can take
     high: float  # largest value a dimension can take
     num_classes: int = 0  # 0 when the data carry no labels
+    # Text data: the tokenizer as JSON (genzoo.data.text), so a model can save it with its weights.
+    tokenizer: str | None = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:

@@ -5,8 +5,12 @@ from genzoo.models import (
     diffusion,  # noqa: F401  (registers ddpm)
     flow,  # noqa: F401  (registers RealNVP, Glow, MAF)
     gan,  # noqa: F401  (registers dcgan, wgan-gp, sngan)
+    gpt,  # noqa: F401  (registers gpt)
     pixelcnn,  # noqa: F401  (registers PixelCNN)
+    rnn_nade,  # noqa: F401  (registers rnn-nade, polyphonic music)
+    seq2seq,  # noqa: F401  (registers seq2seq)
     vae,  # noqa: F401  (registers the VAE)
+    wavenet,  # noqa: F401  (registers WaveNet, raw audio)
 )
 from genzoo.models.base import GenerativeModel, ModelConfig, Phase, load
 from genzoo.models.registry import describe_models, get_model_class, model_names, register_model

@@ -134,6 +134,10 @@ class GenerativeModel(nn.Module):
         """The optimizers the Trainer should build (see `Phase`)."""
         return [Phase("main", [p for p in self.parameters() if p.requires_grad])]
 
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """Matrices AdamW must not decay (e.g. embeddings); biases and norm gains never are."""
+        return []
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -166,6 +170,13 @@ class GenerativeModel(nn.Module):
         payload = {"model": self.name, "config": self.config.to_dict()}
         _atomic_write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2))
         save_weights(state_dict if state_dict is not None else self.state_dict(), directory / WEIGHTS_FILE)
+        self.save_extra(directory)
+
+    def save_extra(self, directory: Path) -> None:
+        """Files a model needs beside config and weights (a tokenizer, ...); `load` calls `load_extra`."""
+
+    def load_extra(self, directory: Path) -> None:
+        """Read back what `save_extra` wrote (called by `genzoo.load` after building the model)."""
 
 
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -224,6 +235,7 @@ def load(directory: str | Path, *, device: str | torch.device = "cpu") -> Genera
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise GenzooError(f"'{config_path}' is not a valid genzoo config ({err})") from err
     model = cls(config)
+    model.load_extra(directory)
     try:
         state = load_file(str(weights_path))
     except Exception as err:  # safetensors raises its own error types

@@ -210,16 +210,23 @@ class PixelCNN(GenerativeModel):
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
         label: int | torch.Tensor | None = None,
+        candidates: int = 1,
     ) -> torch.Tensor:
         """Fill the pixels of `x` (dataset units) where `known_mask` is False; keep the others.
 
         `known_mask` is boolean, broadcastable to x (e.g. (H, W) with the top rows True).
         Pixels are drawn in raster order, each conditioned on everything before it (given or drawn),
         so it samples p(unknown | known) exactly only when the known pixels come first (top half).
+        With `candidates=k > 1` it draws k completions per image and keeps the one the model finds
+        most probable: a mode-seeking completion (closer to the most likely filling, less diverse).
         """
         if temperature <= 0:
             raise GenzooError(f"temperature must be > 0, got {temperature}")
+        if candidates < 1:
+            raise GenzooError(f"candidates must be >= 1, got {candidates}")
         x = self._check(x)
+        if candidates > 1:
+            return self._most_probable_completion(x, known_mask, candidates, generator, temperature, label)
         n = len(x)
         known = torch.as_tensor(known_mask, device=self.device).bool().expand_as(x)
         if self.config.conditional and label is None:
@@ -241,3 +248,24 @@ class PixelCNN(GenerativeModel):
                     draw = values[(logits / temperature + gumbel).argmax(1)]
                     x_int[:, :, i, j] = torch.where(known[:, :, i, j], x_int[:, :, i, j], draw)
         return torch.where(known, x, self.rescale.to_data(x_int))
+
+    def _most_probable_completion(
+        self,
+        x: torch.Tensor,
+        known_mask: torch.Tensor,
+        k: int,
+        generator: torch.Generator | None,
+        temperature: float,
+        label: int | torch.Tensor | None,
+    ) -> torch.Tensor:
+        """k completions per image (image-major), and for each image the one of highest log p(x)."""
+        n = len(x)
+        if isinstance(label, torch.Tensor) and label.dim() > 0:
+            label = label.repeat_interleave(k)
+        drawn = self.complete(
+            x.repeat_interleave(k, 0), known_mask, generator=generator, temperature=temperature, label=label
+        )
+        with self.inference():
+            scores = self.log_prob(drawn, label if self.config.conditional and label is not None else None)
+        best = scores.view(n, k).argmax(1)
+        return drawn.view(n, k, *self.shape)[torch.arange(n, device=self.device), best]

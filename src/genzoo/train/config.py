@@ -11,6 +11,7 @@ from genzoo.errors import GenzooError, did_you_mean
 class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 64
+    grad_accum: int = 1  # batches whose gradients are averaged into one optimizer step
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 0
@@ -43,6 +44,7 @@ class TrainConfig:
         checks = [
             (self.lr > 0, "lr must be > 0"),
             (self.batch_size > 0, "batch_size must be > 0"),
+            (self.grad_accum > 0, "grad_accum must be > 0"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.lr_decay_steps >= 0, "lr_decay_steps must be >= 0"),

@@ -7,6 +7,8 @@ RUN_DIR/
   trainer_state.pt    everything needed to resume (weights, optimizers, RNG, step)
   metrics.jsonl       one JSON object per log line (train and val)
   samples.png         a preview grid at the end (image data) or a scatter plot (2-d data)
+  samples.txt         a few samples at the end (text data)
+  tokenizer.json      the tokenizer (text models)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from genzoo.train.trainer import STATE_FILE, Trainer
 
 RUN_FILE = "run.json"
 PREVIEW_FILE = "samples.png"
+PREVIEW_TEXT_FILE = "samples.txt"  # text models
 
 
 @dataclass
@@ -140,6 +143,10 @@ def write_preview(model: GenerativeModel, dataset: Dataset, path: Path, seed: in
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
     model.eval()
+    text = dataset.info.modality.startswith("text")
     with torch.random.fork_rng(devices=[]):
-        samples = model.sample(64, generator=generator)
+        samples = model.sample(4 if text else 64, generator=generator)
+    if text:  # decoded strings: a few, as text beside the run
+        path.with_name(PREVIEW_TEXT_FILE).write_text("\n\n----\n\n".join(samples) + "\n")
+        return
     save_samples(samples.cpu(), dataset.info, path)

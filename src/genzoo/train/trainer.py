@@ -60,7 +60,7 @@ class Trainer:
         if len(self.train_set) == 0:
             raise GenzooError(f"dataset '{data.info.name}' has an empty training split")
         self.phases: list[Phase] = model.phases()
-        self.batches_per_step = sum(p.repeats for p in self.phases)
+        self.batches_per_step = sum(p.repeats for p in self.phases) * config.grad_accum
         self.optimizers = [self._make_optimizer(p) for p in self.phases]
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
@@ -72,9 +72,11 @@ class Trainer:
 
     # ---- setup ----------------------------------------------------------------------
     def _make_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
-        # No weight decay on biases and norm gains (1-d tensors), as is usual for AdamW.
-        decay = [p for p in phase.parameters if p.dim() >= 2]
-        no_decay = [p for p in phase.parameters if p.dim() < 2]
+        # No weight decay on biases and norm gains (1-d tensors), as is usual for AdamW, nor on
+        # what the model exempts (embeddings).
+        exempt = {id(p) for p in self.model.no_weight_decay()}
+        decay = [p for p in phase.parameters if p.dim() >= 2 and id(p) not in exempt]
+        no_decay = [p for p in phase.parameters if p.dim() < 2 or id(p) in exempt]
         groups = [
             {"params": decay, "weight_decay": self.config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
@@ -182,17 +184,22 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = self.config.lr * phase.lr_scale * factor
             for _ in range(phase.repeats):
-                batch = self._batch(batch_index)
-                batch_index += 1
-                with self._autocast():
-                    out = self.model.loss(batch, phase=phase.name)
-                loss = out["loss"]
-                if not torch.isfinite(loss):
+                # Gradient accumulation: grad_accum batches, each loss scaled so the gradients average.
+                optimizer.zero_grad(set_to_none=True)
+                parts: list[dict[str, torch.Tensor]] = []
+                for j in range(self.config.grad_accum):
+                    with self._autocast():
+                        part = self.model.loss(self._batch(batch_index + j), phase=phase.name)
+                    if not torch.isfinite(part["loss"]):
+                        break
+                    (part["loss"] / self.config.grad_accum).backward()
+                    parts.append({k: v.detach() for k, v in part.items()})
+                batch_index += self.config.grad_accum
+                if len(parts) < self.config.grad_accum:
                     self._nonfinite(phase.name)
                     optimizer.zero_grad(set_to_none=True)
                     continue
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                out = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
                 if self.config.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(phase.parameters, self.config.grad_clip)
                     if not torch.isfinite(norm):

@@ -1,0 +1,157 @@
+"""GPT on tiny Shakespeare (character level): nanoGPT's CPU example, then genzoo's defaults in the same time.
+
+1. nanoGPT's "shakespeare_char on a macbook" settings: context 64, batch 12, 4 layers, 4 heads,
+   width 128, 2000 iterations, dropout 0, lr 1e-3 decayed to 1e-4 over 2000 iterations (with
+   config/train_shakespeare_char.py's warmup 100, beta2 0.99, weight decay 0.1, grad clip 1).
+   nanoGPT reports val loss 1.88 for it.
+2. genzoo's default gpt configuration (model and training defaults), given the same training
+   time: the cost of one of its steps relative to one nanoGPT step is timed in alternating
+   rounds (so load from other processes hits both alike), and it gets 2000 / ratio steps, its
+   cosine schedule ending with them. Both runs' measured wall times are saved too.
+
+Val loss is measured as nanoGPT's estimate_loss does: the mean loss over 200 batches of random
+windows of the validation text. Saves results/gpt_shakespeare.json with samples.
+
+    python benchmarks/gpt_shakespeare.py [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from common import RESULTS, logged_train_seconds, save
+
+from genzoo.data import load_dataset
+from genzoo.models import get_model_class, load
+from genzoo.train.run import train
+
+RUNS = Path(__file__).resolve().parent / "runs" / "bench-gpt-shakespeare"
+NANOGPT_CPU = {
+    "block_size": 64,
+    "batch_size": 12,
+    "n_layer": 4,
+    "n_head": 4,
+    "n_embd": 128,
+    "dropout": 0.0,
+    "bias": False,
+    "lr": 1e-3,
+    "min_lr_ratio": 0.1,
+    "lr_decay_steps": 2000,
+    "max_steps": 2000,
+    "warmup_steps": 100,
+    "betas": [0.9, 0.99],
+    "weight_decay": 0.1,
+    "grad_clip": 1.0,
+}
+QUIET = {"eval_every": 0, "log_every": 100, "checkpoint_every": 10_000}
+
+
+@torch.no_grad()
+def nanogpt_val_loss(
+    model, stream: torch.Tensor, batches: int = 200, batch_size: int = 12, seed: int = 0
+) -> float:
+    """Mean loss over `batches` batches of random windows, as nanoGPT's estimate_loss."""
+    g = torch.Generator().manual_seed(seed)
+    size = model.config.block_size
+    losses = []
+    model.eval()
+    for _ in range(batches):
+        starts = torch.randint(len(stream) - size - 1, (batch_size, 1), generator=g)
+        windows = stream[starts + torch.arange(size + 1)]
+        logits = model(windows[:, :-1])
+        losses.append(float(F.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())))
+    return sum(losses) / len(losses)
+
+
+def _probe(settings: dict, data):
+    """A model and a training-step function for `settings` (forward, backward, AdamW on one batch)."""
+    cls = get_model_class("gpt")
+    fields = set(cls.Config.__dataclass_fields__)
+    batch_size = settings.get("batch_size", cls.train_defaults["batch_size"])
+    model = cls.for_data(data.info, **{k: v for k, v in settings.items() if k in fields})
+    rows = data.split("train").tensors[0]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = model.loss((rows[torch.randint(len(rows), (batch_size,))],))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def step_cost_ratio(settings: dict, reference: dict, data, rounds: int = 6, steps: int = 10) -> float:
+    """Seconds per training step of `settings` over those of `reference`, timed in alternating
+    rounds so that load from other processes on the machine affects both alike."""
+    a, b = _probe(settings, data), _probe(reference, data)
+    times = {"a": 0.0, "b": 0.0}
+    for r in range(rounds + 1):
+        for key, step in (("a", a), ("b", b)):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            if r:  # round 0 warms up
+                times[key] += time.perf_counter() - start
+    return times["a"] / times["b"]
+
+
+def run(name: str, settings: dict, data, fresh: bool) -> dict:
+    out = RUNS / name
+    if not fresh and (out / "model.safetensors").is_file():  # --reuse: evaluate the finished run
+        model, wall = load(out), None
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        model, _ = train("gpt", "shakespeare", out, {**QUIET, **settings}, device="cpu", quiet=True)
+        wall = round(time.perf_counter() - start, 1)
+    val = nanogpt_val_loss(model, data.streams["val"])
+    sample = model.sample(
+        1,
+        generator=torch.Generator().manual_seed(0),
+        prompt="ROMEO:",
+        max_new_tokens=300,
+        temperature=0.8,
+        top_k=40,
+    )[0]
+    return {
+        "settings": settings,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": logged_train_seconds(out),
+        "wall_seconds": wall,
+        "val_loss": round(val, 4),
+        "sample": sample,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reuse", action="store_true", help="keep existing runs instead of retraining")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_dataset("shakespeare")
+    result = {"data": "shakespeare (char, first 90% train, last 10% val)", "val_loss_batches": 200}
+    result["nanogpt_cpu"] = run("nanogpt-cpu", NANOGPT_CPU, data, fresh=not args.reuse)
+    # Equal time: the default's steps cost `ratio` nanoGPT steps (measured side by side), so it
+    # gets 2000 / ratio steps and its cosine schedule ends with them.
+    ratio = step_cost_ratio({}, NANOGPT_CPU, data)
+    default = {"max_steps": int(NANOGPT_CPU["max_steps"] / ratio)}
+    result["genzoo_default"] = run("default", default, data, fresh=not args.reuse)
+    result["genzoo_default"]["step_cost_vs_nanogpt"] = round(ratio, 3)
+    result["nanogpt_reported_val_loss"] = 1.88
+    result["nanogpt_cpu_reaches_1.88"] = result["nanogpt_cpu"]["val_loss"] <= 1.88
+    result["default_beats_nanogpt_cpu"] = (
+        result["genzoo_default"]["val_loss"] < result["nanogpt_cpu"]["val_loss"]
+    )
+    save("gpt_shakespeare", result)
+    print(f"results in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,575 @@
+"""`genzoo compare`: train every model on the same data with the same budget and seeds, measure them
+with the same metrics, and write the report (report/html.py) with a recommendation (report/recommend.py).
+
+REPORT_DIR/
+  index.html            the report, self-contained (images inline)
+  results.json          everything in it, as data (schema in report/schema.md)
+  plan.json             steps per model, from the time budget's calibration (reused on reruns)
+  runs/MODEL/seedS/     one training run each (genzoo train's layout) plus
+      compare_train.json  what training cost, keyed by a hash of its arguments (the "done" marker)
+      compare_eval.json   the metrics, keyed by the evaluation's arguments
+
+Budget and reproducibility. A time budget alone would make the step count, and so every number,
+depend on the machine's speed at that moment. So the budget is turned into a step count once per
+model: a short timed calibration (`calibration_seconds` of real training) measures seconds per step,
+and steps = budget / (seconds per step), at most the family's own default length. plan.json keeps
+these counts; a rerun with the same arguments (or `steps_from` another report's plan, or fixed
+`max_steps`) trains exactly those steps and reproduces every metric exactly on CPU. Timings
+(training seconds, sampling seconds, memory) are measurements and vary from run to run. A run that
+overruns 1.5x its budget (a busier machine than at calibration) is stopped there and flagged
+`time_capped`: its numbers then depend on the machine.
+
+Robustness. Each training runs in its own process (`_worker`, given a JOB.json), so
+an exception, a non-finite loss or the kernel's out-of-memory kill ends that run only; it is shown
+as failed with its reason and the report is still written. Peak memory is that process's maximum
+resident set (CPU) or torch's peak allocation (CUDA). Finished runs are reused when `compare` is
+run again with the same arguments; unfinished or failed ones are trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genzoo.errors import GenzooError
+
+SCHEMA = "genzoo.compare/1"
+TRAIN_MARKER = "compare_train.json"
+EVAL_MARKER = "compare_eval.json"
+PLAN_FILE = "plan.json"
+TIME_CAP = 1.5  # a run stops at this multiple of its budget (and is flagged) if calibration was off
+EVAL_GUESS = 30.0  # seconds of start-up and evaluation per run, until the first run has measured them
+
+# Settings compare applies to a family so that the comparison is practical: DDPM samples with 50
+# DDIM steps (1000 ancestral steps would take ~16 min for FID's 1000 digits on a CPU).
+COMPARE_SETTINGS: dict[str, dict[str, Any]] = {
+    "ddpm": {"sampler": "ddim", "sample_steps": 50},
+}
+
+
+@dataclass
+class CompareConfig:
+    data: str
+    out: Path
+    models: list[str] = field(default_factory=list)
+    time_budget: float = 180.0  # training seconds per run (each model, each repeat)
+    max_steps: int = 0  # > 0: train every model this many steps instead (no calibration)
+    steps_from: Path | None = None  # reuse the step counts of this earlier report's plan.json
+    repeats: int = 1  # seeds seed, seed + 1, ...
+    seed: int = 0
+    priority: str = "quality"
+    runs: list[Path] = field(default_factory=list)  # existing run directories to evaluate as well
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> {key: value}
+    data_options: dict[str, Any] = field(default_factory=dict)  # the dataset's options, for every model
+    num_samples: int = 1000  # samples drawn for the sample metrics
+    # NLL on the split's first N examples (0 = all): a diffusion bound costs T network calls per example.
+    nll_examples: int = 0
+    split: str = "test"
+    device: str = "cpu"
+    threads: int = 0  # torch threads for training and evaluation; 0 = torch's default
+    calibration_seconds: float = 0.0  # 0 = 5% of the budget, between 3 and 15 s
+    isolate: bool = True  # each training in its own process (see run_worker)
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        from genzoo.report.recommend import PRIORITIES
+
+        self.out = Path(self.out)
+        if not self.models and not self.runs:
+            raise GenzooError("give --models m1,m2,... or --runs R1,R2,... to compare")
+        if len(set(self.models)) != len(self.models):
+            raise GenzooError("--models lists a model twice; use --repeats for more seeds")
+        if self.repeats < 1:
+            raise GenzooError("--repeats must be >= 1")
+        if self.time_budget <= 0 and self.max_steps <= 0:
+            raise GenzooError("--time-budget must be positive")
+        if self.max_steps < 0:
+            raise GenzooError("--max-steps must be positive")
+        if self.priority not in PRIORITIES:
+            raise GenzooError(f"--priority must be one of {', '.join(PRIORITIES)}, got '{self.priority}'")
+        if self.num_samples < 2:
+            raise GenzooError("--num-samples must be at least 2")
+        unknown = set(self.settings) - set(self.models)
+        if unknown:
+            raise GenzooError(f"--set names model '{sorted(unknown)[0]}', which is not in --models")
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+# ---- steps from a budget ------------------------------------------------------------------
+def steps_settings(model: str, steps: int) -> dict[str, Any]:
+    """Settings that make `model` train `steps` steps with its whole schedule inside them.
+
+    The cosine decay is shortened to the run (the families fix `lr_decay_steps` at their default
+    length, which a short budget would never reach); the DBN splits the steps evenly between its
+    layers as its defaults do (it would otherwise leave the upper layers untrained).
+    """
+    from genzoo.models import get_model_class
+
+    cls = get_model_class(model)
+    out: dict[str, Any] = {"train.max_steps": steps}
+    if "lr_decay_steps" in cls.train_defaults:
+        out["train.lr_decay_steps"] = steps
+    if model == "dbn":
+        layers = len(cls.Config().hidden)
+        out["model.layer_steps"] = max(1, steps // layers)
+    return out
+
+
+def default_steps(model: str) -> int:
+    from genzoo.models import get_model_class
+    from genzoo.train.config import TrainConfig
+
+    return int(get_model_class(model).train_defaults.get("max_steps", TrainConfig.max_steps))
+
+
+def calibrate(model: str, data: str, settings: dict[str, Any], seconds: float, device: str) -> dict[str, Any]:
+    """Train `model` for `seconds` in a scratch directory; seconds per step of the real configuration."""
+    from genzoo.models import get_model_class
+    from genzoo.settings import route
+    from genzoo.train.run import RunSpec, setting_fields
+    from genzoo.train.trainer import Trainer
+
+    routed = route(
+        {
+            **settings,
+            "train.time_budget": seconds,
+            "train.max_steps": 10**9,
+            "train.eval_every": 0,
+            "train.checkpoint_every": 10**9,
+        },
+        setting_fields(model, data),
+    )
+    spec = RunSpec(model, data, routed["data"], routed["model"], routed["train"])
+    config = spec.train_config()
+    dataset = spec.load_data()
+    with tempfile.TemporaryDirectory() as scratch, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        instance = get_model_class(model).for_data(dataset.info, **spec.model_settings)
+        trainer = Trainer(instance, dataset, config, scratch, device=device, quiet=True)
+        trainer.fit()
+    return {"steps": trainer.step, "seconds": round(trainer.elapsed, 3)}
+
+
+# ---- one training, in its own process -------------------------------------------------------
+def train_job(job: dict[str, Any]) -> dict[str, Any]:
+    """What the worker process does: calibrate when no step count is planned, then train."""
+    from genzoo.models import get_model_class
+    from genzoo.train.run import train
+    from genzoo.train.trainer import STATE_FILE
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    model, data, out = job["model"], job["data"], Path(job["out"])
+    base = {**job["settings"], "train.seed": job["seed"]}  # dotted: toy2d data have a seed too
+    result: dict[str, Any] = {"key": job["key"], "model": model, "seed": job["seed"]}
+    steps, calibration = job.get("steps"), None
+    if steps is None:
+        calibration = calibrate(model, data, base, job["calibration_seconds"], job["device"])
+        per_step = calibration["seconds"] / max(1, calibration["steps"])
+        steps = max(1, min(default_steps(model), math.floor(job["time_budget"] / per_step)))
+    settings = {**base, **steps_settings(model, steps)}
+    if job.get("time_cap"):
+        settings["train.time_budget"] = job["time_cap"]
+    instance, _ = train(model, data, out, settings, device=job["device"], quiet=job.get("quiet", True))
+    state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+    result.update(
+        status="ok",
+        steps=steps,
+        steps_done=int(state["step"]),
+        time_capped=int(state["step"]) < steps,
+        calibration=calibration,
+        train_seconds=round(float(state["elapsed"]), 3),
+        params=sum(p.numel() for p in instance.parameters()),
+        family=get_model_class(model).family,
+    )
+    if torch.cuda.is_available() and instance.device.type == "cuda":
+        result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return result
+
+
+def _describe_failure(err: BaseException) -> str:
+    if isinstance(err, GenzooError):
+        return str(err)
+    if isinstance(err, MemoryError) or "out of memory" in str(err).lower():
+        return f"out of memory ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {first}"
+
+
+def _train_and_mark(job: dict[str, Any]) -> dict[str, Any]:
+    """`train_job`, with any failure turned into a result; written as the run's marker."""
+    try:
+        result = train_job(job)
+    except Exception as err:  # every failure is reported, whatever raised it
+        result = {"key": job["key"], "model": job["model"], "seed": job["seed"], "status": "failed"}
+        result["reason"] = _describe_failure(err)
+    Path(job["out"]).mkdir(parents=True, exist_ok=True)
+    _write_json(Path(job["out"]) / TRAIN_MARKER, result)
+    return result
+
+
+def _worker(job_file: str) -> int:
+    _train_and_mark(json.loads(Path(job_file).read_text()))
+    return 0
+
+
+def run_worker(job: dict[str, Any], isolate: bool = True) -> dict[str, Any]:
+    """Run `train_job` in a child process; its result with the child's peak memory, or why it died.
+
+    `isolate=False` trains in this process instead (no start-up cost, no memory figure, and a crash
+    takes the whole command down): for tests and quick looks.
+    """
+    out = Path(job["out"])
+    if out.exists():
+        shutil.rmtree(out)  # an unfinished or failed earlier attempt
+    out.mkdir(parents=True)
+    if not isolate:
+        with torch.random.fork_rng(devices=[]):
+            return _train_and_mark(job)
+    job_file = out / "compare_job.json"
+    _write_json(job_file, job)
+    code = "import sys; from genzoo.report.compare import _worker; sys.exit(_worker(sys.argv[1]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(job_file)])
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    result = _read_json(out / TRAIN_MARKER)
+    if proc.returncode != 0 or result is None:
+        if proc.returncode < 0:
+            reason = f"the training process was killed by signal {-proc.returncode}"
+            if -proc.returncode == 9:
+                reason += " (most likely out of memory)"
+        else:
+            reason = f"the training process exited with code {proc.returncode}"
+        result = {"key": job["key"], "model": job["model"], "seed": job["seed"], "status": "failed"}
+        result["reason"] = reason
+    if result["status"] == "ok" and "peak_memory_mb" not in result:
+        result["peak_memory_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
+    _write_json(out / TRAIN_MARKER, result)
+    return result
+
+
+# ---- evaluation, in this process ------------------------------------------------------------
+def metric_names(model_cls: type, info: Any) -> list[str]:
+    """The same metrics for every model, plus nll where the family has one; class coverage through
+    the domain classifier for labelled images, mode coverage for the Gaussian-mixture toys."""
+    from genzoo.data.toy2d import toy2d_modes
+
+    names = ["fid", "kid", "precision", "recall", "density", "coverage", "memorization"]
+    if model_cls.log_prob_kind is not None:
+        names.insert(0, "nll")
+    if info.modality == "image" and info.num_classes >= 2:
+        names.append("classes")
+    if toy2d_modes(info.name) is not None:
+        names.append("modes")
+    return names
+
+
+def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
+    """Metrics, sampling time per 100 samples and a grid of 64 samples for one run (cached by key)."""
+    from genzoo.evaluation import evaluate_model
+    from genzoo.train.run import load_run
+
+    key = _hash(
+        {"split": config.split, "n": config.num_samples, "nll_n": config.nll_examples, "seed": config.seed,
+         "v": SCHEMA}
+    )  # fmt: skip
+    cached = _read_json(run_dir / EVAL_MARKER)
+    if cached and cached.get("key") == key:
+        return cached
+    model, spec = load_run(run_dir, device=config.device)
+    data = spec.load_data()
+    names = metric_names(type(model), data.info)
+    started = time.perf_counter()
+    options = {"split": config.split, "seed": config.seed, "num_samples": config.num_samples}
+    metrics = evaluate_model(model, data, metrics=[m for m in names if m != "nll"], **options)
+    if "nll" in names:
+        metrics.update(
+            evaluate_model(model, _first(data, config.split, config.nll_examples), metrics=["nll"], **options)
+        )
+        metrics["nll_n"] = metrics.pop("n")
+        metrics["n"] = len(data.split(config.split))
+    eval_seconds = time.perf_counter() - started
+    generator = torch.Generator(device=model.device).manual_seed(config.seed)
+    with torch.random.fork_rng(devices=[]):
+        started = time.perf_counter()
+        samples = model.sample(100, generator=generator).cpu()
+        sample_seconds = time.perf_counter() - started
+    shares = metrics.get("class_shares")
+    result = {
+        "key": key,
+        "metrics": metrics,
+        "missing_classes": [c for c, s in enumerate(shares) if s == 0] if shares else [],
+        "sample_seconds_per_100": round(sample_seconds, 4),
+        "eval_seconds": round(eval_seconds, 2),
+        "params": sum(p.numel() for p in model.parameters()),
+        "preview": samples[:64].tolist(),
+    }
+    _write_json(run_dir / EVAL_MARKER, result)
+    return result
+
+
+def _first(data: Any, split: str, n: int) -> Any:
+    """`data` with `split` cut to its first `n` examples (all when n is 0)."""
+    from genzoo.data.base import Dataset
+
+    if not n:
+        return data
+    parts = {name: data.split(name).tensors for name in data.split_names}
+    x, y = parts[split]
+    return Dataset(data.info, {**parts, split: (x[:n], y[:n])})
+
+
+# ---- the whole comparison -------------------------------------------------------------------
+class Progress:
+    """One line per stage on stderr, with how long the rest should take."""
+
+    def __init__(self, total_jobs: int, budget: float, quiet: bool):
+        self.left_jobs, self.budget, self.quiet = total_jobs, budget, quiet
+        self.job_times: list[float] = []  # wall seconds of each job trained and evaluated here
+        self.started = time.perf_counter()
+
+    def job_done(self, trained: bool) -> None:
+        if trained:  # a reused run costs nothing and would pull the estimate down
+            self.job_times.append(time.perf_counter() - self.started)
+        self.started = time.perf_counter()
+        self.left_jobs -= 1
+
+    def remaining(self) -> float:
+        per_job = sum(self.job_times) / len(self.job_times) if self.job_times else self.budget + EVAL_GUESS
+        return self.left_jobs * per_job
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[compare] {text} (about {_duration(self.remaining())} left)", file=sys.stderr, flush=True)
+
+
+def _plan_key(config: CompareConfig, model: str, settings: dict[str, Any]) -> str:
+    return _hash(
+        {"data": config.data, "model": model, "settings": settings, "budget": config.time_budget,
+         "device": config.device, "threads": config.threads}
+    )  # fmt: skip
+
+
+def run_compare(config: CompareConfig) -> dict[str, Any]:
+    """Train (or reuse), evaluate and report; returns what results.json holds."""
+    threads = torch.get_num_threads()
+    if config.threads:
+        # Evaluation runs here: a busy CPU shared by more threads than cores slows torch manyfold.
+        torch.set_num_threads(config.threads)
+    try:
+        return _run_compare(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_compare(config: CompareConfig) -> dict[str, Any]:
+    from genzoo.data import load_dataset
+    from genzoo.models import get_model_class
+    from genzoo.report.html import write_report
+    from genzoo.train.run import RunSpec
+
+    started = time.perf_counter()
+    for name in config.models:
+        get_model_class(name)  # an unknown name fails before any training
+    dataset = load_dataset(config.data, **config.data_options)  # and so does an unknown dataset
+    config.out.mkdir(parents=True, exist_ok=True)
+    plan_path = config.out / PLAN_FILE
+    plan = _read_json(plan_path) or {}
+    if config.steps_from is not None:
+        earlier = _read_json(Path(config.steps_from) / PLAN_FILE)
+        if earlier is None:
+            raise GenzooError(
+                f"'{config.steps_from}' has no readable {PLAN_FILE}; give an earlier compare's --out"
+            )
+        plan.update(earlier)
+
+    jobs = [(m, config.seed + r) for m in config.models for r in range(config.repeats)]
+    budget = config.time_budget if not config.max_steps else 0.0
+    progress = Progress(len(jobs) + len(config.runs), budget, config.quiet)
+    records: list[dict[str, Any]] = []
+    for i, (model, seed) in enumerate(jobs):
+        settings = {
+            **COMPARE_SETTINGS.get(model, {}),
+            **config.settings.get(model, {}),
+            **{f"data.{k}": v for k, v in config.data_options.items()},
+        }
+        pkey = _plan_key(config, model, settings)
+        steps = config.max_steps or (plan.get(pkey) or {}).get("steps")
+        run_dir = config.out / "runs" / model / f"seed{seed}"
+        job = {
+            "model": model,
+            "data": config.data,
+            "seed": seed,
+            "settings": settings,
+            "steps": steps,
+            "time_budget": config.time_budget,
+            "time_cap": round(TIME_CAP * config.time_budget, 1) if not config.max_steps else 0,
+            "calibration_seconds": config.calibration_seconds
+            or min(15.0, max(3.0, 0.05 * config.time_budget)),
+            "device": config.device,
+            "threads": config.threads,
+            "out": str(run_dir),
+            "quiet": config.quiet,
+        }
+        # The key leaves out the step count: a run that calibrated has none in its job, only in its result.
+        job["key"] = _hash(
+            {k: v for k, v in job.items() if k not in ("steps", "quiet", "out", "calibration_seconds")}
+        )
+        done = _read_json(run_dir / TRAIN_MARKER) or {}
+        if steps and (done.get("key"), done.get("status"), done.get("steps")) == (job["key"], "ok", steps):
+            progress.say(f"{i + 1}/{len(jobs)} {model} seed {seed}: reusing the finished run")
+            trained, reused = done, True
+        else:
+            what = f"{steps} steps" if steps else f"calibrating, then {_duration(config.time_budget)}"
+            progress.say(f"{i + 1}/{len(jobs)} training {model} seed {seed} ({what})")
+            trained, reused = run_worker(job, config.isolate), False
+            if trained["status"] == "ok" and steps is None:
+                plan[pkey] = {
+                    "model": model,
+                    "steps": trained["steps"],
+                    "calibration": trained["calibration"],
+                }
+                _write_json(plan_path, plan)
+        records.append(_evaluate(trained, run_dir, config, progress))
+        progress.job_done(trained=not reused)
+
+    for run in config.runs:
+        spec = RunSpec.read(run)
+        if spec.data != config.data:
+            raise GenzooError(
+                f"run '{run}' was trained on '{spec.data}', not '{config.data}'; compare like with like"
+            )
+        trained = _existing_run(Path(run), spec.model)
+        records.append(_evaluate(trained, Path(run), config, progress))
+        progress.job_done(trained=False)
+
+    results = {
+        "schema": SCHEMA,
+        "config": {**asdict(config), "out": str(config.out)},
+        "data": {**dataset.info.to_dict(), "split": config.split},
+        "models": summarize(records, dataset.info.num_classes),
+        "runs": [{k: v for k, v in r.items() if k != "preview"} for r in records],
+        "plan": plan,
+    }
+    from genzoo.report.recommend import recommend
+
+    results["recommendation"] = recommend(results["models"], config.priority)
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    _write_json(config.out / "results.json", results)
+    write_report(results, {r["run_dir"]: r.get("preview") for r in records}, config.out / "index.html")
+    progress.left_jobs = 0
+    progress.say(f"wrote {config.out / 'index.html'} and results.json")
+    return results
+
+
+def _existing_run(run: Path, model: str) -> dict[str, Any]:
+    """A run given with --runs: its training cost as far as its logs tell (no memory figure)."""
+    from genzoo.models import get_model_class
+    from genzoo.train.trainer import STATE_FILE
+
+    result: dict[str, Any] = {"model": model, "seed": None, "status": "ok", "reused": True}
+    result["family"] = get_model_class(model).family
+    if (run / STATE_FILE).is_file():
+        state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=True)
+        steps = int(state["step"])
+        result.update(steps=steps, steps_done=steps, train_seconds=round(float(state["elapsed"]), 3))
+        result["seed"] = state.get("train_config", {}).get("seed")
+    return result
+
+
+def _evaluate(trained: dict[str, Any], run_dir: Path, config: CompareConfig, progress: Progress) -> dict:
+    record = {k: v for k, v in trained.items() if k != "key"}
+    record["run_dir"] = str(run_dir)
+    if trained["status"] != "ok":
+        progress.say(f"{trained['model']} seed {trained['seed']} failed: {trained['reason']}")
+        return record
+    progress.say(f"evaluating {trained['model']} seed {trained['seed']}")
+    try:
+        evaluated = evaluate_job(run_dir, config)
+    except Exception as err:  # a model that trains but cannot be measured is still shown
+        record.update(status="failed", reason=f"evaluation: {_describe_failure(err)}")
+        return record
+    record.update({k: v for k, v in evaluated.items() if k != "key"})
+    return record
+
+
+# Keys of the summary table: run-level measurements, then metrics from `evaluate`.
+RUN_KEYS = ("train_seconds", "sample_seconds_per_100", "params", "peak_memory_mb", "steps_done")
+METRIC_KEYS = (
+    "nll", "fid", "kid", "precision", "recall", "density", "coverage", "classes_hit", "class_kl",
+    "modes", "memorized_share",
+)  # fmt: skip
+
+
+def summarize(records: list[dict[str, Any]], num_classes: int) -> dict[str, dict[str, Any]]:
+    """Per model: mean, std (ddof 1; 0 for one repeat) and values of every key over its repeats."""
+    from genzoo.models import get_model_class
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["model"] for r in records):
+        mine = [r for r in records if r["model"] == name]
+        ok = [r for r in mine if r["status"] == "ok"]
+        cls = get_model_class(name)
+        summary: dict[str, Any] = {
+            "family": cls.family,
+            "nll_kind": cls.log_prob_kind,
+            "num_classes": num_classes,
+            "status": "ok" if len(ok) == len(mine) else ("failed" if not ok else "partial"),
+            "repeats": len(mine),
+            "repeats_ok": len(ok),
+            "failures": [f"seed {r['seed']}: {r['reason']}" for r in mine if r["status"] != "ok"],
+            "reason": next((r["reason"] for r in mine if r["status"] != "ok"), None),
+            "missing_classes": sorted({c for r in ok for c in r.get("missing_classes", [])}),
+            "time_capped": any(r.get("time_capped") for r in ok),
+            "metrics": {},
+        }
+        for key in (*RUN_KEYS, *METRIC_KEYS):
+            values = [
+                float(v)
+                for r in ok
+                if (v := r.get(key, r.get("metrics", {}).get(key))) is not None and not isinstance(v, bool)
+            ]
+            if values:
+                mean = sum(values) / len(values)
+                var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+                summary["metrics"][key] = {"mean": mean, "std": math.sqrt(var), "values": values}
+        out[name] = summary
+    return out
