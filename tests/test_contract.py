@@ -5,31 +5,45 @@ from __future__ import annotations
 import functools
 import json
 
+import numpy as np
 import pytest
 import torch
+from scipy.io import savemat
 
 from genzoo.data import load_dataset
 from genzoo.models import get_model_class, load, model_names
 
-# One small embedded dataset per modality, so each model is checked on data it declares.
-DATA_FOR_MODALITY = {"image": "digits", "vector": "toy2d-ring", "text": "shakespeare", "text-pairs": "dates"}
-DATA_FOR_MODALITY.update({"music": "jsb", "audio": "notes"})
+# One small dataset per modality, embedded or written here, so each model is checked on data it
+# declares without needing ../shared/data.
+DATA_FOR_MODALITY = {"image": "digits", "vector": "toy2d-ring", "text-pairs": "dates", "audio": "notes"}
 _load = functools.lru_cache(maxsize=None)(load_dataset)  # text data take seconds to tokenize
 
 
-def _model_and_batch(name: str):
-    cls = get_model_class(name)
-    modality = next(m for m in cls.modalities if m in DATA_FOR_MODALITY)
-    data = _load(DATA_FOR_MODALITY[modality])
+@pytest.fixture(scope="session")
+def data_for_modality(tmp_path_factory) -> dict[str, str]:
+    """The embedded datasets, plus a small text file and a small piano-roll .mat written for the session."""
+    folder = tmp_path_factory.mktemp("contract-data")
+    rng = np.random.default_rng(0)
+    words = ["the", "king", "of", "night", "speaks", "and", "we", "hear", "a", "song", "my", "lord"]
+    text = folder / "words.txt"
+    text.write_text(" ".join(rng.choice(words, 8000)) + "\n")
+    rolls = np.empty((1, 6), dtype=object)
+    for i in range(6):
+        rolls[0, i] = (rng.random((24, 88)) < 0.05).astype(np.float64)
+    mat = folder / "rolls.mat"
+    savemat(mat, {"traindata": rolls, "validdata": rolls[:, :2], "testdata": rolls[:, 2:4]})
+    return {**DATA_FOR_MODALITY, "text": str(text), "music": str(mat)}
+
+
+@pytest.fixture(params=model_names())
+def case(request, data_for_modality):
+    cls = get_model_class(request.param)
+    modality = next(m for m in cls.modalities if m in data_for_modality)
+    data = _load(data_for_modality[modality])
     torch.manual_seed(0)
     model = cls.for_data(data.info)
     x, y = data.split("train").tensors
     return model, (x[:16], y[:16]), data.info
-
-
-@pytest.fixture(params=model_names())
-def case(request):
-    return _model_and_batch(request.param)
 
 
 def test_loss_is_finite_and_backpropagates(case):

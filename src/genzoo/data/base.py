@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
@@ -69,3 +71,22 @@ class Dataset:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v[0])}" for k, v in self._splits.items())
         return f"Dataset({self.info.name!r}, shape={self.info.shape}, {sizes})"
+
+
+def shared_data_dirs() -> list[Path]:
+    """Where offline copies of the standard datasets may be, most specific first: $GENZOO_DATA,
+    ../shared/data from the working directory, and shared/data beside the repository."""
+    dirs: list[Path] = []
+    if os.environ.get("GENZOO_DATA"):
+        dirs.append(Path(os.environ["GENZOO_DATA"]).expanduser())
+    dirs.append(Path.cwd().parent / "shared" / "data")
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "data").is_dir():
+            dirs.append(parent / "shared" / "data")
+            break
+    return list(dict.fromkeys(p.resolve() for p in dirs))
+
+
+def find_shared_file(name: str) -> Path | None:
+    """The first `name` in `shared_data_dirs()`, or None."""
+    return next((d / name for d in shared_data_dirs() if (d / name).is_file()), None)

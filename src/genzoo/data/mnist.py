@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.data.base import DataInfo, Dataset
+from genzoo.data.base import DataInfo, Dataset, shared_data_dirs
 from genzoo.data.registry import register_dataset
 from genzoo.errors import GenzooError
 
@@ -117,18 +117,9 @@ def _find(directory: Path, stem: str) -> Path | None:
 
 
 def _search_dirs() -> list[Path]:
-    """Where to look when the user gives no path, most specific first."""
-    dirs: list[Path] = []
-    if os.environ.get("GENZOO_DATA"):
-        dirs.append(Path(os.environ["GENZOO_DATA"]).expanduser())
-    dirs.append(Path.cwd().parent / "shared" / "data")
-    # The repo is cloned with shared/ beside it: walk up from this file to find it.
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "data").is_dir():
-            dirs.append(parent / "shared" / "data")
-            break
-    # A data root may keep MNIST in its own subfolder; the cache already is one.
-    expanded = [p for d in dirs for p in (d, d / "mnist")] + [CACHE_DIR]
+    """Where to look when the user gives no path: the shared data folders, each with an `mnist`
+    subfolder, then the download cache."""
+    expanded = [p for d in shared_data_dirs() for p in (d, d / "mnist")] + [CACHE_DIR]
     return list(dict.fromkeys(p.resolve() for p in expanded))
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.data.base import DataInfo, Dataset
-from genzoo.data.mnist import _search_dirs
+from genzoo.data.base import DataInfo, Dataset, find_shared_file
 from genzoo.data.registry import register_dataset
 from genzoo.errors import GenzooError
 
@@ -107,12 +106,11 @@ def load_jsb(path: str = "", frame_seconds: float = FRAME_SECONDS) -> MusicDatas
     if path:
         found = Path(path).expanduser()
     else:
-        candidates = [d / "jsb_chorales.mat" for d in _search_dirs()]
-        found = next((p for p in candidates if p.is_file()), candidates[0])
-    if not found.is_file():
+        found = find_shared_file("jsb_chorales.mat")
+    if found is None or not found.is_file():
         raise GenzooError(
-            f"JSB chorales not found at '{found}'; put jsb_chorales.mat in ../shared/data or $GENZOO_DATA, "
-            "or give its path with --set data.path=FILE.mat"
+            f"JSB chorales not found ({found or 'no jsb_chorales.mat in ../shared/data or $GENZOO_DATA'}); "
+            "put it there, or give its path with --set data.path=FILE.mat"
         )
     return music_dataset("jsb", read_mat(found), frame_seconds)
 

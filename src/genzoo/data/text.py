@@ -19,12 +19,10 @@ from pathlib import Path
 
 import torch
 
-from genzoo.data.base import DataInfo, Dataset
+from genzoo.data.base import DataInfo, Dataset, find_shared_file
 from genzoo.data.registry import register_dataset
 from genzoo.errors import GenzooError
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-SHAKESPEARE = SHARED_DATA / "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9
 
 
@@ -193,9 +191,13 @@ def text_dataset(
 
 @register_dataset("shakespeare")
 def load_shakespeare(tokenizer: str = "char", vocab_size: int = 512, row_length: int = 1025) -> TextDataset:
-    if not SHAKESPEARE.is_file():
-        raise GenzooError(f"tiny Shakespeare is not at '{SHAKESPEARE}'; give the .txt file's path instead")
-    return text_dataset(read_text(SHAKESPEARE), "shakespeare", tokenizer, vocab_size, row_length)
+    found = find_shared_file("tinyshakespeare.txt")
+    if found is None:
+        raise GenzooError(
+            "tiny Shakespeare (tinyshakespeare.txt) is not in ../shared/data or $GENZOO_DATA; "
+            "give the .txt file's path instead"
+        )
+    return text_dataset(read_text(found), "shakespeare", tokenizer, vocab_size, row_length)
 
 
 @register_dataset("text-file", reads=lambda p: p.is_file() and p.suffix.lower() == ".txt")

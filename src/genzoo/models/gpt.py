@@ -23,7 +23,6 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,14 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.data.base import DataInfo
-from genzoo.data.text import Tokenizer, tokenizer_from_json
+from genzoo.data.text import Tokenizer
 from genzoo.errors import GenzooError
 from genzoo.generation import TextStream, check_sampling_options, next_token
-from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
+from genzoo.models.base import ModelConfig, split_batch
 from genzoo.models.registry import register_model
+from genzoo.models.tokenized import TokenizedModel
 from genzoo.nn.attention import Block, KVCache
-
-TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -52,7 +50,7 @@ class GPTConfig(ModelConfig):
 
 
 @register_model
-class GPT(GenerativeModel):
+class GPT(TokenizedModel):
     """Decoder-only Transformer language model (nanoGPT-style), exact NLL per token."""
 
     Config = GPTConfig
@@ -80,7 +78,6 @@ class GPT(GenerativeModel):
         c = config
         if c.data_levels is None or c.data_levels < 2:
             raise GenzooError("gpt needs tokenized text data (a vocabulary of at least 2 tokens)")
-        self.tokenizer: Tokenizer | None = None
         self.wte = nn.Embedding(c.data_levels, c.n_embd)
         self.wpe = nn.Embedding(c.block_size, c.n_embd)
         self.drop = nn.Dropout(c.dropout)
@@ -114,17 +111,7 @@ class GPT(GenerativeModel):
                 f"block_size={model.config.block_size} needs {model.config.block_size + 1}; "
                 f"use a longer text or --set block_size={max(1, row - 1)}"
             )
-        model.tokenizer = tokenizer_from_json(info.tokenizer) if info.tokenizer else None
         return model
-
-    def save_extra(self, directory: Path) -> None:
-        if self.tokenizer is not None:
-            (directory / TOKENIZER_FILE).write_text(self.tokenizer.to_json())
-
-    def load_extra(self, directory: Path) -> None:
-        path = directory / TOKENIZER_FILE
-        if path.is_file():
-            self.tokenizer = tokenizer_from_json(path.read_text())
 
     def no_weight_decay(self) -> list[nn.Parameter]:
         return [self.wte.weight, self.wpe.weight]

@@ -13,23 +13,19 @@ top-k, top-p) or beam search with a length penalty, all with a key/value cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.data.base import DataInfo
 from genzoo.data.dates import BOS, EOS, PAD
-from genzoo.data.text import CharTokenizer, tokenizer_from_json
 from genzoo.errors import GenzooError
 from genzoo.generation import check_sampling_options, next_token
-from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
+from genzoo.models.base import ModelConfig, split_batch
 from genzoo.models.registry import register_model
+from genzoo.models.tokenized import TokenizedModel
 from genzoo.nn.attention import Block, KVCache
-
-TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -45,7 +41,7 @@ class Seq2SeqConfig(ModelConfig):
 
 
 @register_model
-class Seq2Seq(GenerativeModel):
+class Seq2Seq(TokenizedModel):
     """Transformer encoder-decoder with cross-attention; greedy and beam-search decoding."""
 
     Config = Seq2SeqConfig
@@ -71,7 +67,6 @@ class Seq2Seq(GenerativeModel):
             raise GenzooError("seq2seq needs tokenized sequence pairs (e.g. --data dates or a .tsv file)")
         if c.data_shape[-1] > c.max_len:
             raise GenzooError(f"sequences of {c.data_shape[-1]} tokens exceed max_len={c.max_len}; raise it")
-        self.tokenizer: CharTokenizer | None = None
         self.embed = nn.Embedding(c.data_levels, c.n_embd)
         self.pos = nn.Embedding(c.max_len, c.n_embd)
         self.drop = nn.Dropout(c.dropout)
@@ -90,22 +85,7 @@ class Seq2Seq(GenerativeModel):
             if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
 
-    # ---- data and tokenizer -----------------------------------------------------------
-    @classmethod
-    def for_data(cls, info: DataInfo, **overrides: Any) -> Seq2Seq:
-        model = super().for_data(info, **overrides)
-        model.tokenizer = tokenizer_from_json(info.tokenizer) if info.tokenizer else None
-        return model
-
-    def save_extra(self, directory: Path) -> None:
-        if self.tokenizer is not None:
-            (directory / TOKENIZER_FILE).write_text(self.tokenizer.to_json())
-
-    def load_extra(self, directory: Path) -> None:
-        path = directory / TOKENIZER_FILE
-        if path.is_file():
-            self.tokenizer = tokenizer_from_json(path.read_text())
-
+    # ---- training ---------------------------------------------------------------------
     def no_weight_decay(self) -> list[nn.Parameter]:
         return [self.embed.weight, self.pos.weight]
 
