@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
 
 from genzoo.models import GenerativeModel, ModelConfig
 from genzoo.models import registry as model_registry
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from genzoo.data.base import find_shared_file
 from genzoo.errors import GenzooError
 from genzoo.metrics import (
     DomainClassifier,
@@ -36,8 +37,6 @@ from genzoo.metrics import (
     train_domain_classifier,
 )
 from genzoo.metrics.diversity import expected_high_quality_share
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -571,11 +570,10 @@ def _read_idx(path: Path) -> np.ndarray:
 @pytest.mark.slow
 def test_mnist_10k_classifier_reaches_98_percent():
     images, labels = (
-        SHARED_DATA / "mnist-t10k-images-idx3-ubyte.gz",
-        SHARED_DATA / "mnist-t10k-labels-idx1-ubyte.gz",
+        find_shared_file(f"mnist-t10k-{kind}-idx{d}-ubyte.gz") for kind, d in (("images", 3), ("labels", 1))
     )
-    if not images.is_file():
-        pytest.skip("MNIST t10k files not available")
+    if images is None or labels is None:
+        pytest.skip("needs the MNIST t10k idx files in ../shared/data or $GENZOO_DATA (offline copy)")
     x = torch.tensor(_read_idx(images), dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(_read_idx(labels), dtype=torch.long)
     # The offline 10k set split 8000 / 1000 / 1000.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import wave
-from pathlib import Path
 
 import mido
 import numpy as np
@@ -15,12 +14,11 @@ from scipy.io import savemat
 
 from genzoo.cli import main
 from genzoo.data import load_dataset
+from genzoo.data.base import find_shared_file
 from genzoo.data.music import LOWEST_PITCH, PAD, frame_mask, read_midi, write_midi
 from genzoo.evaluation import evaluate_model
 from genzoo.models.rnn_nade import RNNNADE, RNNNADEConfig
 from genzoo.nn.nade import NADE
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -159,7 +157,10 @@ def test_sampling_keeps_the_primer_and_is_seeded():
 
 
 # ---- data --------------------------------------------------------------------------------------
-@pytest.mark.skipif(not (SHARED_DATA / "jsb_chorales.mat").is_file(), reason="needs ../shared/data")
+@pytest.mark.skipif(
+    find_shared_file("jsb_chorales.mat") is None,
+    reason="needs jsb_chorales.mat in ../shared/data or $GENZOO_DATA",
+)
 def test_jsb_has_the_standard_split():
     data = load_dataset("jsb")
     sizes = {k: len(data.split(k)) for k in ("train", "val", "test")}

@@ -209,7 +209,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         return
     args.n = args.n or 64
     if args.out is None:
-        raise GenzooError("--out is required: a .png or .npy file for the samples")
+        raise GenzooError(
+            "--out is required: a .png or .npy file for the samples (.mid or .wav for music and audio)"
+        )
     if args.out.suffix.lower() not in MEDIA_SUFFIXES:  # .mid, .wav: music and audio (write_media checks)
         _check_out(args.out)
     names = ("temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p")

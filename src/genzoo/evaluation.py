@@ -66,6 +66,38 @@ class Evaluation:
         return domain_classifier_for(self.data, classifier_cache_dir())
 
     @cached_property
+    def text_likelihood(self) -> dict[str, Any]:
+        """loss_per_token, bpc and perplexity share one pass over the split."""
+        with self.model.inference():
+            batches = self.x.split(self.batch_size)
+            nll = -sum(float(self.model.log_prob(b.to(self.model.device)).sum()) for b in batches)
+        tokens = self.x.shape[0] * (
+            self.x.shape[1] - 1
+        )  # the first token of each row is given, not predicted
+        chars = sum(len(self.model.tokenizer.decode(row[1:].long().tolist())) for row in self.x)
+        per_token = loss_per_token(nll, tokens)
+        return {
+            "loss_per_token": per_token,
+            "bpc": bits_per_char(per_token, tokens, chars),
+            "perplexity": math.exp(per_token),
+            "tokens": tokens,
+        }
+
+    @cached_property
+    def translation(self) -> dict[str, Any]:
+        """exact_match, chrf and bleu share one decoding of the split's sources."""
+        sources, references = zip(*self.data.pairs[self.split], strict=True)
+        outputs: list[str] = []
+        for i in range(0, len(sources), self.batch_size):
+            outputs += self.model.sample(1, inputs=list(sources[i : i + self.batch_size]))
+        references = list(references)
+        return {
+            "exact_match": exact_match(outputs, references),
+            "chrf": chrf(outputs, references),
+            "bleu": bleu(outputs, references),
+        }
+
+    @cached_property
     def extractor(self):
         info = self.data.info
         if info.modality == "image" and info.num_classes >= 2:
@@ -122,41 +154,16 @@ def _modes(ev: Evaluation) -> dict[str, Any]:
 
 def _text_likelihood(ev: Evaluation) -> dict[str, Any]:
     """A language model's loss per token (nats), bits per character and perplexity on the split."""
-    tokenizer = getattr(ev.model, "tokenizer", None)
-    if ev.data.info.modality != "text" or tokenizer is None:
+    if ev.data.info.modality != "text" or getattr(ev.model, "tokenizer", None) is None:
         raise GenzooError("loss_per_token, bpc and perplexity are for language models (gpt) on text data")
-    if "text_likelihood" not in ev.__dict__:
-        with ev.model.inference():
-            batches = ev.x.split(ev.batch_size)
-            nll = -sum(float(ev.model.log_prob(b.to(ev.model.device)).sum()) for b in batches)
-        tokens = ev.x.shape[0] * (ev.x.shape[1] - 1)  # the first token of each row is given, not predicted
-        chars = sum(len(tokenizer.decode(row[1:].long().tolist())) for row in ev.x)
-        per_token = loss_per_token(nll, tokens)
-        ev.__dict__["text_likelihood"] = {
-            "loss_per_token": per_token,
-            "bpc": bits_per_char(per_token, tokens, chars),
-            "perplexity": math.exp(per_token),
-            "tokens": tokens,
-        }
-    return ev.__dict__["text_likelihood"]
+    return ev.text_likelihood
 
 
 def _translation(ev: Evaluation) -> dict[str, Any]:
     """Greedy outputs of a sequence-to-sequence model for the split's sources, against its targets."""
-    pairs = getattr(ev.data, "pairs", {}).get(ev.split)
-    if pairs is None or not hasattr(ev.model, "beam_search"):
+    if getattr(ev.data, "pairs", {}).get(ev.split) is None or not hasattr(ev.model, "beam_search"):
         raise GenzooError("exact_match, chrf and bleu are for sequence-to-sequence models on pair data")
-    if "translation" not in ev.__dict__:
-        sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-        outputs = []
-        for i in range(0, len(sources), ev.batch_size):
-            outputs += ev.model.sample(1, inputs=sources[i : i + ev.batch_size])
-        ev.__dict__["translation"] = {
-            "exact_match": exact_match(outputs, references),
-            "chrf": chrf(outputs, references),
-            "bleu": bleu(outputs, references),
-        }
-    return ev.__dict__["translation"]
+    return ev.translation
 
 
 # name -> function(evaluation) -> dict of result keys; the sample-quality names share one pass.

@@ -168,7 +168,7 @@ class GenerativeModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         payload = {"model": self.name, "config": self.config.to_dict()}
-        _atomic_write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2))
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2))
         save_weights(state_dict if state_dict is not None else self.state_dict(), directory / WEIGHTS_FILE)
         self.save_extra(directory)
 
@@ -211,7 +211,8 @@ def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     tmp.replace(path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file, then rename: readers never see a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from genzoo.errors import GenzooError
+from genzoo.models.base import atomic_write_text
 
 SCHEMA = "genzoo.compare/1"
 TRAIN_MARKER = "compare_train.json"
@@ -118,9 +119,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def _duration(seconds: float) -> str:
