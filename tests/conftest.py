@@ -63,3 +63,12 @@ def gaussian_model():
     model_registry.register_model(DiagonalGaussian)
     yield DiagonalGaussian
     model_registry._MODELS.pop(DiagonalGaussian.name, None)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: many tiny ops run faster, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

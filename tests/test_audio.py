@@ -16,14 +16,8 @@ from genzoo.data.synth import midi_to_hz
 from genzoo.models.wavenet import WaveNet, WaveNetConfig
 from genzoo.nn.causal import CausalConv1d
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Generation runs many tiny ops: one thread is faster, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Sequential generation with tiny models runs many small ops (see conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_wavenet(stacks: int = 2, layers: int = 3, num_classes: int = 3, length: int = 64) -> WaveNet:

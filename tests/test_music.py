@@ -20,14 +20,8 @@ from genzoo.evaluation import evaluate_model
 from genzoo.models.rnn_nade import RNNNADE, RNNNADEConfig
 from genzoo.nn.nade import NADE
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run many small ops: one thread is faster, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Sequential generation with tiny models runs many small ops (see conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def all_binary(n: int) -> torch.Tensor:
