@@ -20,62 +20,14 @@ import shutil
 from pathlib import Path
 
 import torch
-from common import earlier_runs, logged_train_seconds, save, save_grid
+from common import earlier_runs, half_completions, logged_train_seconds, save
 
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run
-from genzoo.metrics import classifier_cache_dir, domain_classifier_for
-from genzoo.models import load
 from genzoo.train import train
 
 REFERENCE = {"pixelcnn": 88.7, "realnvp": 124.0, "glow": 124.0}
 TARGET = {"pixelcnn": 88.0, "realnvp": 115.0, "glow": 115.0}
-
-
-def completions(run: Path, n: int, seed: int, candidates: int) -> dict:
-    """Give the top half of the first `n` test digits, let the PixelCNN draw the bottom half: exact
-    samples of p(bottom | top), and the most probable of `candidates` draws (mode-seeking)."""
-    model = load(run)
-    data = load_dataset("digits")
-    classifier = domain_classifier_for(data, classifier_cache_dir())
-    x, y = (t[:n] for t in data.split("test").tensors)
-    known = torch.zeros(8, 8, dtype=torch.bool)
-    known[:4] = True
-    filled = model.complete(x, known, generator=torch.Generator().manual_seed(seed))
-    best = model.complete(x, known, generator=torch.Generator().manual_seed(seed), candidates=candidates)
-    shown = x[:10].clone()
-    shown[:, :, 4:] = 0
-    save_grid(
-        "likelihood_digits_pixelcnn_completions", torch.cat([x[:10], shown, filled[:10]]), 0, 16, ncol=10
-    )
-
-    def agreement(images: torch.Tensor) -> float:
-        return round(float((classifier.predict(images) == y).float().mean()), 4)
-
-    return {
-        "n": n,
-        "given": "top half (rows 0-3)",
-        "label_agreement": agreement(filled),
-        f"label_agreement_most_probable_of_{candidates}": agreement(best),
-        "classifier_accuracy_on_real": agreement(x),
-        "exact_sampling_ceiling": top_half_ceiling(data, x, y),
-    }
-
-
-def top_half_ceiling(data, x: torch.Tensor, y: torch.Tensor) -> float:
-    """What a perfect model sampling p(bottom | top) would score: the mean probability of the true
-    digit given only the top half, from a calibrated classifier fitted on train + val top halves."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.svm import SVC
-
-    def top(images: torch.Tensor):
-        return images[:, :, :4].flatten(1).numpy()
-
-    fit_x, fit_y = zip(*(data.split(s).tensors for s in ("train", "val")), strict=True)
-    model = CalibratedClassifierCV(SVC(C=10.0), method="isotonic", ensemble=False)
-    model.fit(top(torch.cat(fit_x)), torch.cat(fit_y).numpy())
-    probs = model.predict_proba(top(x))
-    return round(float(probs[range(len(y)), y.numpy()].mean()), 4)
 
 
 def main() -> None:
@@ -106,7 +58,14 @@ def main() -> None:
             **evaluate_run(run, split="test", metrics=["nll"]),
         }
         if name == "pixelcnn":
-            result["completion"] = completions(run, args.n_complete, args.seed, args.candidates)
+            result["completion"] = half_completions(
+                run,
+                load_dataset("digits"),
+                args.n_complete,
+                args.seed,
+                args.candidates,
+                "likelihood_digits_pixelcnn_completions",
+            )
         runs[name] = result
         print(result, flush=True)
     save(

@@ -31,21 +31,21 @@ FAMILY_NOTES = {
     "autoregressive": "One pixel at a time with exact likelihood: the best NLLs, sampling is sequential (one pass per pixel).",
     "dbn": "Stacked RBMs trained greedily: a likelihood estimate by AIS, sampling by Gibbs chains.",
 }
-# Columns of the results table: (summary key, header, decimals).
+# Columns of the results table: (summary key, header, decimals, unit the values are divided by).
 COLUMNS = (
-    ("nll", "NLL (nats)", 2),
-    ("fid", "FID", 2),
-    ("kid", "KID", 3),
-    ("precision", "precision", 3),
-    ("recall", "recall", 3),
-    ("coverage", "coverage", 3),
-    ("classes_hit", "classes hit", 1),
-    ("memorized_share", "memorized", 3),
-    ("train_seconds", "train s", 0),
-    ("sample_seconds_per_100", "sample s / 100", 3),
-    ("params", "parameters", 0),
-    ("peak_memory_mb", "peak MB", 0),
-    ("steps_done", "steps", 0),
+    ("nll", "NLL (nats)", 2, 1),
+    ("fid", "FID", 2, 1),
+    ("kid", "KID", 3, 1),
+    ("precision", "precision", 3, 1),
+    ("recall", "recall", 3, 1),
+    ("coverage", "coverage", 3, 1),
+    ("classes_hit", "classes hit", 1, 1),
+    ("memorized_share", "memorized", 3, 1),
+    ("train_seconds", "train s", 0, 1),
+    ("sample_seconds_per_100", "sample s / 100", 3, 1),
+    ("params", "params (k)", 0, 1000),
+    ("peak_memory_mb", "peak MB", 0, 1),
+    ("steps_done", "steps", 0, 1),
 )
 CHECK_SCRIPT = """<script>
 window.genzooErrors = [];
@@ -60,8 +60,8 @@ window.addEventListener('load', function () {
 </script>"""
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; display: block; overflow-x: auto; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+table { border-collapse: collapse; font-size: 0.8em; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr.failed td { color: #a00; }
 .grids { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -171,24 +171,24 @@ def tradeoff_png(models: dict[str, dict[str, Any]]) -> str | None:
     return _png(fig)
 
 
-def _cell(entry: dict[str, Any] | None, decimals: int) -> str:
+def _cell(entry: dict[str, Any] | None, decimals: int, unit: float) -> str:
     if entry is None:
         return "–"
-    text = f"{entry['mean']:.{decimals}f}"
+    text = f"{entry['mean'] / unit:.{decimals}f}"
     if len(entry["values"]) > 1:
-        text += f" ± {entry['std']:.{decimals}f}"
+        text += f" ± {entry['std'] / unit:.{decimals}f}"
     return text
 
 
 def table_html(models: dict[str, dict[str, Any]]) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in COLUMNS)
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _, _ in COLUMNS)
     rows = []
     for name, s in models.items():
         status = s["status"] if s["status"] != "partial" else f"{s['repeats_ok']}/{s['repeats']} ok"
         kind = f" ({s['nll_kind']})" if s["nll_kind"] else ""
         cells = []
-        for key, _, decimals in COLUMNS:
-            cell = _cell(s["metrics"].get(key), decimals)
+        for key, _, decimals, unit in COLUMNS:
+            cell = _cell(s["metrics"].get(key), decimals, unit)
             cells.append(f"<td>{cell}{kind if key == 'nll' and cell != '–' else ''}</td>")
         css = ' class="failed"' if s["status"] == "failed" else ""
         rows.append(
