@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image
 
 from genzoo.cli import main
 from genzoo.data import load_dataset
@@ -164,6 +165,8 @@ def test_cli_train_and_sample_wav(tmp_path, capsys):
     settings = ["--set", "layers=3", "--set", "residual_channels=8", "--set", "gate_channels=8"]
     argv = ["train", "wavenet", "--data", "notes", "--out", str(run), "--max-steps", "2", "--quiet"]
     assert main([*argv, *settings, "--set", "eval_batches=1"]) == 0
+    with Image.open(run / "samples.png") as preview:  # waveforms of the final samples
+        assert preview.format == "PNG" and preview.height > 100
     assert main(["sample", str(run), "-n", "2", "--out", str(out), "--seconds", "0.05", "--label", "1"]) == 0
     info = soundfile.info(str(out))
     assert (info.samplerate, info.channels, info.subtype) == (8000, 1, "PCM_16")

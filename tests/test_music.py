@@ -10,6 +10,7 @@ import mido
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scipy.io import savemat
 
 from genzoo.cli import main
@@ -218,6 +219,8 @@ def test_cli_train_sample_midi_wav_primer_evaluate(mat_file, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "rnn-nade", "--data", str(mat_file), "--out", str(run), "--max-steps", "3", "--quiet"]
     assert main([*argv, "--set", "rnn_hidden=8", "--set", "nade_hidden=4"]) == 0
+    with Image.open(run / "samples.png") as preview:  # piano rolls of the final samples
+        assert preview.format == "PNG" and preview.height > 100
     mid, wav = tmp_path / "out.mid", tmp_path / "out.wav"
     assert main(["sample", str(run), "-n", "2", "--out", str(mid), "--seconds", "4"]) == 0
     notes = notes_in(mid)

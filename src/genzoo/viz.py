@@ -1,4 +1,4 @@
-"""Pictures of samples: image grids (Pillow) and 2-d scatter plots (matplotlib)."""
+"""Pictures of samples: image grids (Pillow); 2-d scatter plots, piano rolls and waveforms (matplotlib)."""
 
 from __future__ import annotations
 
@@ -57,9 +57,35 @@ def save_scatter(points: torch.Tensor, path: str | Path, reference: torch.Tensor
     plt.close(fig)
 
 
+def save_traces(samples: torch.Tensor, path: str | Path, kind: str, count: int = 4) -> None:
+    """The first `count` samples one above the other: piano rolls (N, T, keys) as key-by-time
+    images (`kind="music"`), or waveforms (N, 1, L) as lines (`kind="audio"`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = samples[:count].float()
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.6 * len(shown)), dpi=100, squeeze=False)
+    for ax, sample in zip(axes[:, 0], shown, strict=True):
+        if kind == "music":
+            ax.imshow(sample.T.numpy(), origin="lower", aspect="auto", cmap="gray_r", interpolation="nearest")
+            ax.set_ylabel("key")
+        else:
+            ax.plot(sample.flatten().numpy(), linewidth=0.5)
+            ax.set_ylim(-1, 1)
+    axes[-1, 0].set_xlabel("time step" if kind == "music" else "sample")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def save_samples(samples: torch.Tensor, info: DataInfo, path: str | Path) -> None:
-    """A grid for images, a scatter plot for 2-d vectors; other data get no picture."""
+    """A grid for images, a scatter plot for 2-d vectors, piano rolls for music, waveforms for
+    audio; other data get no picture."""
     if info.modality == "image":
         save_image_grid(samples, path, info.low, info.high)
     elif info.modality == "vector" and info.shape == (2,):
         save_scatter(samples, path)
+    elif info.modality in ("music", "audio"):
+        save_traces(samples, path, info.modality)

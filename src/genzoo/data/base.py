@@ -22,7 +22,7 @@ class DataInfo:
     """
 
     name: str
-    modality: str  # "image", "vector", "text" or "text-pairs"
+    modality: str  # "image", "vector", "text", "text-pairs", "music" or "audio"
     shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors
     levels: int | None  # discrete values per dimension (17, 256, 2); None when continuous
     low: float  # smallest value a dimension can take

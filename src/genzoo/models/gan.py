@@ -220,6 +220,20 @@ def r1_penalty(critic: Any, real: torch.Tensor) -> torch.Tensor:
     return grad.reshape(len(scores), -1).pow(2).sum(1).mean()
 
 
+# The toy-oriented defaults (conv widths 64/128, lr 1e-3, batch 256) let the discriminator win on
+# small grayscale images (digits, MNIST) within 500 steps. Narrower nets, a lower learning rate, R1,
+# small batches and EMA keep every class (benchmarks/gan_digits.py); add pack=2 for unconditional
+# models. `--set` these (or pass them to `train`) for such data; `genzoo compare` does.
+SMALL_IMAGE_SETTINGS: dict[str, Any] = {
+    "g_channels": [32, 64],
+    "d_channels": [32, 64],
+    "lr": 2e-4,
+    "r1_weight": 0.1,
+    "batch_size": 64,
+    "ema_decay": 0.999,
+}
+
+
 # ---- the model --------------------------------------------------------------------------
 class GAN(GenerativeModel):
     """Base of the GAN family; subclasses only change the config defaults."""
@@ -418,6 +432,7 @@ __all__ = [
     "SNGAN",
     "WGANGP",
     "GANConfig",
+    "SMALL_IMAGE_SETTINGS",
     "discriminator_loss",
     "generator_loss",
     "gradient_penalty",

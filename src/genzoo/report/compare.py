@@ -45,6 +45,7 @@ import torch
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import atomic_write_text
+from genzoo.models.gan import SMALL_IMAGE_SETTINGS
 
 SCHEMA = "genzoo.compare/1"
 TRAIN_MARKER = "compare_train.json"
@@ -55,20 +56,12 @@ EVAL_GUESS = 30.0  # seconds of start-up and evaluation per run, until the first
 
 # Settings compare applies to a family so that the comparison is practical: DDPM samples with 50
 # DDIM steps (1000 ancestral steps would take ~16 min for FID's 1000 digits on a CPU); DCGAN uses
-# the image settings of benchmarks/gan_digits.py (narrow nets, small batches, R1, EMA, packing 2),
-# which hit all ten digit classes by step 1000, where its toy-oriented defaults (batch 256, wide
-# nets) got through 56 steps of a 2-minute budget and learned nothing.
+# its small-image settings with packing 2, which hit all ten digit classes by step 1000, where its
+# toy-oriented defaults (batch 256, wide nets) got through 56 steps of a 2-minute budget and
+# learned nothing.
 COMPARE_SETTINGS: dict[str, dict[str, Any]] = {
     "ddpm": {"sampler": "ddim", "sample_steps": 50},
-    "dcgan": {
-        "g_channels": [32, 64],
-        "d_channels": [32, 64],
-        "lr": 2e-4,
-        "r1_weight": 0.1,
-        "batch_size": 64,
-        "ema_decay": 0.999,
-        "pack": 2,
-    },
+    "dcgan": {**SMALL_IMAGE_SETTINGS, "pack": 2},
 }
 
 
@@ -384,8 +377,11 @@ class Progress:
         self.left_jobs -= 1
 
     def remaining(self) -> float:
-        per_job = sum(self.job_times) / len(self.job_times) if self.job_times else self.budget + EVAL_GUESS
-        return self.left_jobs * per_job
+        # A model that finishes its default steps early says little about the next one, which may
+        # use its whole budget: never count less than the budget per job.
+        if not self.job_times:
+            return self.left_jobs * (self.budget + EVAL_GUESS)
+        return self.left_jobs * max(sum(self.job_times) / len(self.job_times), self.budget)
 
     def say(self, text: str) -> None:
         if not self.quiet:

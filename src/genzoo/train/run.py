@@ -6,7 +6,7 @@ RUN_DIR/
   model.safetensors   weights to sample/evaluate with (EMA weights when EMA is on)
   trainer_state.pt    everything needed to resume (weights, optimizers, RNG, step)
   metrics.jsonl       one JSON object per log line (train and val)
-  samples.png         a preview grid at the end (image data) or a scatter plot (2-d data)
+  samples.png         a preview at the end: image grid, 2-d scatter plot, piano rolls or waveforms
   samples.txt         a few samples at the end (text data)
   tokenizer.json      the tokenizer (text models)
 """
