@@ -28,6 +28,7 @@ from common import RESULTS, save
 from genzoo.cli import main as genzoo
 
 MODELS = "vae,dcgan,ddpm,realnvp,pixelcnn,dbn"
+REPEAT_JSON = RESULTS / "compare_digits_repeat.json"
 REPEATABLE = (
     "nll",
     "fid",
@@ -81,20 +82,25 @@ def repeat_check(work: Path, models: str, budget: str) -> None:
     if genzoo(check) != 0:
         sys.exit("repeat compare failed")
     second = json.loads((again / "results.json").read_text())["models"]
-    same = {
+    per_metric = {
         m: {k: second[m]["metrics"].get(k) == first[m]["metrics"].get(k) for k in REPEATABLE} for m in second
     }
-    save(
-        "compare_digits_repeat",
-        {
-            "command": "genzoo " + " ".join(check),
-            "identical": {m: all(checks.values()) for m, checks in same.items()},
-            "per_metric": same,
+    # Models checked by earlier invocations stay in the JSON, so one model can be checked again.
+    earlier = json.loads(REPEAT_JSON.read_text()) if REPEAT_JSON.is_file() else {}
+    merged = {
+        key: {**(earlier[key] if isinstance(earlier.get(key), dict) else {}), **value}
+        for key, value in {
+            "identical": {m: all(checks.values()) for m, checks in per_metric.items()},
+            # A run stopped at its time cap (a busier machine than at calibration) trained fewer steps.
+            "time_capped": {m: bool(second[m].get("time_capped")) for m in second},
+            "per_metric": per_metric,
             "fid": {
                 m: [first[m]["metrics"]["fid"]["mean"], second[m]["metrics"]["fid"]["mean"]] for m in second
             },
-        },
-    )
+            "command": {m: "genzoo " + " ".join(check) for m in second},
+        }.items()
+    }
+    save(REPEAT_JSON.stem, merged)
 
 
 def main() -> None:
