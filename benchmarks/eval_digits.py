@@ -1,7 +1,7 @@
 """Issue 4's evidence on digits: FID of real vs real beside FID of real vs VAE samples,
 every metric on one run with its wall time, and the same numbers twice for one seed.
 
-    python benchmarks/eval_digits.py [--run runs/bench-vae-digits/seed0]
+    python benchmarks/eval_digits.py [--run runs/bench-vae-digits/dropout0.1-seed0]
 
 The run defaults to the one benchmarks/vae_digits.py trains (trained here if missing).
 The domain classifier is trained once and cached (GENZOO_CACHE, default ~/.cache/genzoo).
@@ -30,7 +30,7 @@ ALL = ["nll", "fid", "kid", "is", "precision", "recall", "density", "coverage", 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--run", type=Path, default=Path("runs/bench-vae-digits/seed0"))
+    parser.add_argument("--run", type=Path, default=Path("runs/bench-vae-digits/dropout0.1-seed0"))
     parser.add_argument("--num-samples", type=int, default=1000)
     args = parser.parse_args()
     if not (args.run / "model.safetensors").exists():
