@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import earlier_runs, half_completions, logged_train_seconds, save
+from common import earlier_runs, half_completions, logged_train_seconds, save, train_unless_reused
 
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run
 from genzoo.models import load
 from genzoo.models.dbn import RBM
-from genzoo.train import train
 
 PUBLISHED_FULL_MNIST = {"Gated PixelCNN": 81.3, "DBN": 84.6, "IWAE": 84.8}
 AIS = {"ais_betas": 20000, "ais_chains": 100}  # Salakhutdinov & Murray used 14,500 betas
@@ -113,9 +111,7 @@ def sklearn_rbm(data, seed: int) -> dict:
 def genzoo_run(name: str, work: Path, reuse: bool, seed: int, data) -> dict:
     model_name, settings = RUNS[name]
     run = work / name
-    if not (reuse and (run / "model.safetensors").is_file()):
-        shutil.rmtree(run, ignore_errors=True)
-        train(model_name, "mnist-binary", run, {**settings, "seed": seed}, quiet=True)
+    train_unless_reused(model_name, "mnist-binary", run, {**settings, "seed": seed}, reuse)
     result = {
         "model": model_name,
         "settings": settings,

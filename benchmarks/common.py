@@ -123,3 +123,16 @@ def top_half_ceiling(data, x: torch.Tensor, y: torch.Tensor) -> float:
     model.fit(top(torch.cat(fit_x)), torch.cat(fit_y).numpy())
     probs = model.predict_proba(top(x))
     return round(float(probs[range(len(y)), y.numpy()].mean()), 4)
+
+
+def train_unless_reused(model: str, data: str, run: Path, settings: dict, reuse: bool) -> Path:
+    """Train `model` on `data` into `run` from scratch, or keep the finished run there when `reuse`
+    (the benchmarks' --reuse: evaluate again without retraining)."""
+    import shutil
+
+    from genzoo.train import train
+
+    if not (reuse and (run / "model.safetensors").is_file()):
+        shutil.rmtree(run, ignore_errors=True)
+        train(model, data, run, settings, quiet=True)
+    return run

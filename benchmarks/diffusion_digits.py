@@ -12,17 +12,15 @@ The samples are judged by genzoo's domain classifier trained on the real trainin
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 
 import torch
-from common import logged_train_seconds, save, save_grid
+from common import logged_train_seconds, save, save_grid, train_unless_reused
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, domain_classifier_for, frechet_distance
 from genzoo.models import load
-from genzoo.train import train
 
 
 def timed(fn):
@@ -56,9 +54,7 @@ def main() -> None:
     for item in filter(None, args.settings.split(",")):
         key, value = item.split("=", 1)
         settings[key] = float(value) if "." in value or "e" in value else int(value)
-    if not (args.reuse and (run / "model.safetensors").is_file()):
-        shutil.rmtree(run, ignore_errors=True)
-        train("ddpm", "digits", run, settings, quiet=True)
+    train_unless_reused("ddpm", "digits", run, settings, args.reuse)
     model = load(run)
     data = load_dataset("digits")
     classifier = domain_classifier_for(data, Path("runs/classifiers"))

@@ -11,17 +11,15 @@ FID is measured in its feature space against the test split.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import torch
-from common import logged_train_seconds, save, save_grid
+from common import logged_train_seconds, save, save_grid, train_unless_reused
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, classifier_cache_dir, domain_classifier_for, frechet_distance
 from genzoo.models import load
 from genzoo.models.gan import SMALL_IMAGE_SETTINGS
-from genzoo.train import train
 
 # The small-image settings (narrow nets, lr 2e-4, R1, batch 64, EMA) and packing 2 keep all ten
 # classes between 8% and 13%. Packing is for unconditional models only: a conditional generator is
@@ -31,9 +29,7 @@ SETTINGS = {**SMALL_IMAGE_SETTINGS, "max_steps": 6000, "lr_decay_steps": 6000}
 
 def train_or_reuse(name: str, settings: dict, run: Path, reuse: bool) -> float | None:
     """Train (unless reusing a finished run); the training seconds either way."""
-    if not (reuse and (run / "model.safetensors").is_file()):
-        shutil.rmtree(run, ignore_errors=True)
-        train(name, "digits", run, settings, quiet=True)
+    train_unless_reused(name, "digits", run, settings, reuse)
     return logged_train_seconds(run)
 
 

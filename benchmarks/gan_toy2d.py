@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
-from common import RESULTS, logged_train_seconds, save
+from common import RESULTS, logged_train_seconds, save, train_unless_reused
 
 from genzoo.data import toy2d_modes
 from genzoo.metrics import modes_covered
 from genzoo.models import load
-from genzoo.train import train
 from genzoo.viz import save_scatter
 
 # Tight modes (std 0.02) need more than the image-oriented defaults: without R1 the default
@@ -66,9 +64,7 @@ def monitor_curve(run: Path) -> list[dict]:
 
 
 def run_one(name: str, settings: dict, run: Path, reuse: bool) -> dict:
-    if not (reuse and (run / "model.safetensors").is_file()):
-        shutil.rmtree(run, ignore_errors=True)
-        train(name, "toy2d-ring", run, settings, quiet=True)
+    train_unless_reused(name, "toy2d-ring", run, settings, reuse)
     model = load(run)
     curve = monitor_curve(run)
     samples = model.sample(1000, generator=torch.Generator().manual_seed(0))

@@ -84,9 +84,7 @@ def nanogpt_loop(data, seed: int) -> float:
     """nanoGPT's train.py loop for NANOGPT_CPU in plain PyTorch on genzoo's GPT module; val loss."""
     s = NANOGPT_CPU
     torch.manual_seed(seed)
-    cls = get_model_class("gpt")
-    fields = set(cls.Config.__dataclass_fields__)
-    model = cls.for_data(data.info, **{k: v for k, v in s.items() if k in fields})
+    model = gpt_for(s, data)
     decay = [p for p in model.parameters() if p.dim() >= 2]  # nanoGPT decays the embeddings too
     rest = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": s["weight_decay"]}, {"params": rest, "weight_decay": 0.0}]
@@ -118,12 +116,17 @@ def nanogpt_loop(data, seed: int) -> float:
     return nanogpt_val_loss(model, data.streams["val"])
 
 
-def _probe(settings: dict, data):
-    """A model and a training-step function for `settings` (forward, backward, AdamW on one batch)."""
+def gpt_for(settings: dict, data):
+    """A fresh GPT for `data` with the model fields of `settings` (the rest are training settings)."""
     cls = get_model_class("gpt")
     fields = set(cls.Config.__dataclass_fields__)
-    batch_size = settings.get("batch_size", cls.train_defaults["batch_size"])
-    model = cls.for_data(data.info, **{k: v for k, v in settings.items() if k in fields})
+    return cls.for_data(data.info, **{k: v for k, v in settings.items() if k in fields})
+
+
+def _probe(settings: dict, data):
+    """A model and a training-step function for `settings` (forward, backward, AdamW on one batch)."""
+    batch_size = settings.get("batch_size", get_model_class("gpt").train_defaults["batch_size"])
+    model = gpt_for(settings, data)
     rows = data.split("train").tensors[0]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 

@@ -16,15 +16,13 @@ their own script (vae_digits.py). Runs evaluated by earlier invocations stay in 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import torch
-from common import earlier_runs, half_completions, logged_train_seconds, save
+from common import earlier_runs, half_completions, logged_train_seconds, save, train_unless_reused
 
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run
-from genzoo.train import train
 
 REFERENCE = {"pixelcnn": 88.7, "realnvp": 124.0, "glow": 124.0}
 TARGET = {"pixelcnn": 88.0, "realnvp": 115.0, "glow": 115.0}
@@ -46,9 +44,7 @@ def main() -> None:
     runs = {}
     for name in args.models:
         run = args.work / name
-        if not (args.reuse and (run / "model.safetensors").is_file()):
-            shutil.rmtree(run, ignore_errors=True)
-            train(name, "digits", run, {"seed": args.seed}, quiet=True)
+        train_unless_reused(name, "digits", run, {"seed": args.seed}, args.reuse)
         result = {
             "model": name,
             "seed": args.seed,

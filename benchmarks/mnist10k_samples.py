@@ -12,17 +12,15 @@ training for the DDPM), not for the best possible samples.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import torch
-from common import earlier_runs, logged_train_seconds, save, save_grid
+from common import earlier_runs, logged_train_seconds, save, save_grid, train_unless_reused
 from gan_digits import SETTINGS as GAN_DIGITS_SETTINGS
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, classifier_cache_dir, domain_classifier_for, frechet_distance
 from genzoo.models import load
-from genzoo.train import train
 
 # The digits GAN settings with half-width nets: at 28x28 the digits widths (32/64) cost 0.94 s a
 # step on one core, these 0.34 s, so 3000 steps train in about 17 minutes.
@@ -83,9 +81,7 @@ def main() -> None:
     for name in args.runs:
         spec = RUNS[name]
         run = args.work / name
-        if not (args.reuse and (run / "model.safetensors").is_file()):
-            shutil.rmtree(run, ignore_errors=True)
-            train(spec["model"], "mnist", run, {**spec["settings"], "seed": args.seed}, quiet=True)
+        train_unless_reused(spec["model"], "mnist", run, {**spec["settings"], "seed": args.seed}, args.reuse)
         model = load(run)
         is_diffusion = spec["model"] == "ddpm"
         sampling = {"sampler": "ddim", "steps": 50} if is_diffusion else {}

@@ -13,19 +13,17 @@ and checks that the file loads in mido with notes on the piano.
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, logged_train_seconds, save
+from common import RESULTS, logged_train_seconds, save, train_unless_reused
 
 from genzoo.data import load_dataset
 from genzoo.data.music import LOWEST_PITCH, read_midi, unpad, write_midi
 from genzoo.evaluation import evaluate_run
 from genzoo.models import load
 from genzoo.settings import parse_assignments
-from genzoo.train import train
 
 REFERENCE = {"RNN-NADE (Boulanger-Lewandowski 2012)": 5.19, "TCN (Bai 2018)": 8.10, "LSTM (Bai 2018)": 8.45}
 
@@ -62,9 +60,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = {"seed": args.seed, **parse_assignments(args.set)}
     run = args.work / "rnn-nade"
-    if not (args.reuse and (run / "model.safetensors").is_file()):
-        shutil.rmtree(run, ignore_errors=True)
-        train("rnn-nade", "jsb", run, settings, quiet=True)
+    train_unless_reused("rnn-nade", "jsb", run, settings, args.reuse)
     started = time.perf_counter()
     result = evaluate_run(run, split="test", metrics=["nll"])
     save(

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, logged_train_seconds, save
+from common import RESULTS, logged_train_seconds, save, train_unless_reused
 
 from genzoo.data.audio import NOTES, SAMPLE_RATE, write_wav
 from genzoo.data.synth import midi_to_hz
 from genzoo.evaluation import evaluate_run
 from genzoo.models import load
 from genzoo.settings import parse_assignments
-from genzoo.train import train
 
 
 def spectrum(wave: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +89,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = {"seed": args.seed, **parse_assignments(args.set)}
     run = args.work / "wavenet"
-    if not (args.reuse and (run / "model.safetensors").is_file()):
-        shutil.rmtree(run, ignore_errors=True)
-        train("wavenet", "notes", run, settings, quiet=True)
+    train_unless_reused("wavenet", "notes", run, settings, args.reuse)
     model = load(run)
     generator = torch.Generator().manual_seed(args.seed)
     length = round(args.seconds * SAMPLE_RATE)
