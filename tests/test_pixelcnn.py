@@ -120,6 +120,28 @@ def test_completion_keeps_the_given_pixels():
     assert torch.equal(out, again)
 
 
+def test_conditional_completion_without_a_label_samples_the_marginal_conditional():
+    # 2x2 images, 3 levels, top row given: a label-free completion must follow p(bottom | top) of
+    # the mixture sum_y p(y) p(x | y), i.e. draw the label from p(y | top), not from the prior.
+    model = _model(size=2, levels=3, n_layers=2, first_kernel_size=3, conditional=True, num_classes=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # sharper conditionals and classes further apart, so the label matters
+    bottoms = torch.tensor(list(itertools.product(range(3), repeat=2)), dtype=torch.float32)
+    images = torch.cat([torch.zeros(9, 2), bottoms], 1).view(9, 1, 2, 2)  # top row (0, 0)
+    with torch.no_grad():
+        per_class = torch.stack([model.log_prob(images, y=torch.full((9,), c)) for c in range(3)])
+    exact = torch.logsumexp(per_class, 0).softmax(0)
+    label_from_prior = per_class.softmax(1).mean(0)  # what a label ignoring the top row gives
+    assert (exact - label_from_prior).abs().max() > 0.05  # so the check below can tell them apart
+    known = torch.tensor([[True, True], [False, False]])
+    draws = model.complete(
+        images[:1].expand(20000, -1, -1, -1), known, generator=torch.Generator().manual_seed(0)
+    )
+    observed = torch.bincount((draws[:, 0, 1, 0] * 3 + draws[:, 0, 1, 1]).long(), minlength=9) / 20000
+    assert (observed - exact).abs().max() < 0.015, (observed, exact)
+
+
 def test_most_probable_of_k_completions_is_the_best_scored_draw():
     model = _model()
     x = torch.randint(0, 4, (3, 1, 5, 5), generator=torch.Generator().manual_seed(2)).float()

@@ -13,7 +13,8 @@ Two architectures share the output head:
 
 With `conditional=True` every layer gets a learned per-class bias (labels from the batch).
 `log_prob(x)` of a conditional model without labels is the exact marginal under a uniform
-class prior, log (1/K) sum_y p(x|y); with `y=` it is log p(x|y).
+class prior, log (1/K) sum_y p(x|y); with `y=` it is log p(x|y). Completing an image without a
+label draws the label from the model's own posterior p(y | given pixels) first.
 
 Data arrive in the dataset's units; the network sees them in [-1, 1] (`Rescale`) and the
 likelihood is a categorical over the L levels (`genzoo.nn.likelihoods.Categorical`), so
@@ -33,7 +34,7 @@ from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import activation
-from genzoo.nn.likelihoods import Categorical, Rescale, uniform
+from genzoo.nn.likelihoods import Categorical, Rescale, to_index, uniform
 from genzoo.nn.masked import GatedLayer, MaskedConv2d
 
 
@@ -217,6 +218,7 @@ class PixelCNN(GenerativeModel):
         `known_mask` is boolean, broadcastable to x (e.g. (H, W) with the top rows True).
         Pixels are drawn in raster order, each conditioned on everything before it (given or drawn),
         so it samples p(unknown | known) exactly only when the known pixels come first (top half).
+        A conditional model given no `label` first draws one from p(label | known) (`_label_given`).
         With `candidates=k > 1` it draws k completions per image and keeps the one the model finds
         most probable: a mode-seeking completion (closer to the most likely filling, less diverse).
         """
@@ -229,10 +231,9 @@ class PixelCNN(GenerativeModel):
             return self._most_probable_completion(x, known_mask, candidates, generator, temperature, label)
         n = len(x)
         known = torch.as_tensor(known_mask, device=self.device).bool().expand_as(x)
-        if self.config.conditional and label is None:
-            pick = uniform((n,), generator, self.device)
-            label = (pick * self.config.num_classes).long().clamp(max=self.config.num_classes - 1)
         x_int = self.rescale.to_internal(x).clone()
+        if self.config.conditional and label is None:
+            label = self._label_given(x_int, known, uniform((n,), generator, self.device))
         _, _, height, width = x.shape
         values = torch.linspace(-1.0, 1.0, self.levels, device=self.device)
         with self.inference():
@@ -248,6 +249,29 @@ class PixelCNN(GenerativeModel):
                     draw = values[(logits / temperature + gumbel).argmax(1)]
                     x_int[:, :, i, j] = torch.where(known[:, :, i, j], x_int[:, :, i, j], draw)
         return torch.where(known, x, self.rescale.to_data(x_int))
+
+    def _label_given(self, x_int: torch.Tensor, known: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+        """A label per image drawn (by inverse CDF of the uniforms `pick`) from the model's posterior
+        p(y | known pixels) under its uniform class prior, so a conditional model completes from the
+        joint p(x, y) rather than from a label that ignores what is given. p(known | y) is the product
+        of the known pixels' conditionals: exact when the known pixels come first in raster order
+        (a top half); with nothing known the posterior is the prior."""
+        k = self.config.num_classes
+        with self.inference():
+            log_given = torch.stack(
+                [
+                    (self._pixel_log_probs(x_int, torch.full((len(x_int),), c)) * known).flatten(1).sum(1)
+                    for c in range(k)
+                ],
+                dim=1,
+            )  # (N, K)
+        cdf = log_given.softmax(1).cumsum(1)
+        return (cdf < pick.unsqueeze(1)).sum(1).clamp(max=k - 1)
+
+    def _pixel_log_probs(self, x_int: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
+        """log p(x_i | x_<i) of every pixel: (N, C, H, W)."""
+        logp = torch.log_softmax(self.logits(x_int, label), dim=1)
+        return logp.gather(1, to_index(x_int, self.levels).unsqueeze(1)).squeeze(1)
 
     def _most_probable_completion(
         self,
