@@ -76,9 +76,10 @@ def save_grid(name: str, images: torch.Tensor, low: float, high: float, ncol: in
 def half_completions(run: Path, data, n: int, seed: int, candidates: int, grid: str) -> dict:
     """Give a PixelCNN run the top half of the first `n` test images and let it draw the bottom
     half: exact samples of p(bottom | top), and with `candidates` > 1 also the most probable of that
-    many draws (mode-seeking). Both are judged by genzoo's domain classifier; `exact_sampling_ceiling` is what
-    a perfect model sampling p(bottom | top) would score on the same images. Writes RESULTS/grid.png
-    (rows: the real images, their given top halves, the exact-sampling completions)."""
+    many draws (mode-seeking). Both are judged by genzoo's domain classifier. A conditional model
+    also reports its mean p(true label | top half). `top_half_svc_estimate` is a yardstick for exact
+    samples of the true p(bottom | top) on the same images (see that function). Writes RESULTS/grid.png (rows: the real images, their given top
+    halves, the exact-sampling completions)."""
     from genzoo.metrics import classifier_cache_dir, domain_classifier_for
     from genzoo.models import load
 
@@ -97,19 +98,24 @@ def half_completions(run: Path, data, n: int, seed: int, candidates: int, grid: 
         return round(float((classifier.predict(images) == y).float().mean()), 4)
 
     result = {"n": n, "given": f"top half (rows 0-{half - 1})", "label_agreement": agreement(filled)}
+    if model.config.conditional:  # how sure the model is of the digit from the top half alone
+        posterior = model.label_posterior(x, known)
+        result["model_top_half_label_probability"] = round(float(posterior[range(len(y)), y].mean()), 4)
     if candidates > 1:
         best = model.complete(x, known, generator=torch.Generator().manual_seed(seed), candidates=candidates)
         result[f"label_agreement_most_probable_of_{candidates}"] = agreement(best)
     return {
         **result,
         "classifier_accuracy_on_real": agreement(x),
-        "exact_sampling_ceiling": top_half_ceiling(data, x, y),
+        "top_half_svc_estimate": top_half_svc_estimate(data, x, y),
     }
 
 
-def top_half_ceiling(data, x: torch.Tensor, y: torch.Tensor) -> float:
-    """What a perfect model sampling p(bottom | top) would score: the mean probability of the true
-    class given only the top half, from a calibrated classifier fitted on train + val top halves."""
+def top_half_svc_estimate(data, x: torch.Tensor, y: torch.Tensor) -> float:
+    """An estimate of how often exact samples of the true p(bottom | top) would show the true digit:
+    the mean probability of the true class given only the top half, from a calibrated SVC fitted on
+    train + val top halves. It is only as sharp as that SVC: a model whose p(digit | top) is better
+    informed can score above it."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 

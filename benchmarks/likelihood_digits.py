@@ -1,7 +1,7 @@
 """Exact-likelihood families on digits with their default configs: training time and test NLL for
 PixelCNN, Glow, RealNVP and the DBN, and PixelCNN completions of the bottom half of test digits.
 
-    python benchmarks/likelihood_digits.py [--models pixelcnn glow realnvp dbn] [--seed 0] [--reuse]
+    python benchmarks/likelihood_digits.py [--models pixelcnn pixelcnn-cond glow realnvp dbn] [--seed 0] [--reuse]
                                            [--n-complete 200] [--candidates 16] [--work runs/bench-likelihood-digits]
 
 Targets (issue 6), nats per image on the digits test split: PixelCNN <= 88, RealNVP or Glow <= 115;
@@ -11,6 +11,10 @@ autoregressive about 88.7, RealNVP about 124. The flows' numbers are the uniform
 bound on the discrete likelihood (the standard reported number); PixelCNN's is exact; the DBN's is
 an estimate (AIS for log Z, importance-weighted over its recognition weights). VAE and IWAE have
 their own script (vae_digits.py). Runs evaluated by earlier invocations stay in the JSON.
+
+`pixelcnn-cond` is the same PixelCNN trained with the training labels (`conditional=true`). Its NLL
+is the exact marginal over a uniform label; completing a test digit it is given no label, but draws
+one from its own p(label | top half) and then the bottom half given both.
 """
 
 from __future__ import annotations
@@ -24,13 +28,20 @@ from common import earlier_runs, half_completions, logged_train_seconds, save, t
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run
 
+RUNS = {  # benchmark name -> (genzoo model, settings beyond its defaults)
+    "pixelcnn": ("pixelcnn", {}),
+    "pixelcnn-cond": ("pixelcnn", {"conditional": True}),
+    "glow": ("glow", {}),
+    "realnvp": ("realnvp", {}),
+    "dbn": ("dbn", {}),
+}
 REFERENCE = {"pixelcnn": 88.7, "realnvp": 124.0, "glow": 124.0}
 TARGET = {"pixelcnn": 88.0, "realnvp": 115.0, "glow": 115.0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["pixelcnn", "glow", "realnvp", "dbn"])
+    parser.add_argument("--models", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of retraining")
     parser.add_argument("--n-complete", type=int, default=200, help="test digits completed by the PixelCNN")
@@ -43,31 +54,34 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     runs = {}
     for name in args.models:
+        model, settings = RUNS[name]
         run = args.work / name
-        train_unless_reused(name, "digits", run, {"seed": args.seed}, args.reuse)
+        train_unless_reused(model, "digits", run, {**settings, "seed": args.seed}, args.reuse)
         result = {
-            "model": name,
+            "model": model,
+            "settings": settings,
             "seed": args.seed,
             "train_seconds": logged_train_seconds(run),
-            "target_nll": TARGET.get(name),
-            "reference_nll": REFERENCE.get(name),
+            "target_nll": TARGET.get(model),
+            "reference_nll": REFERENCE.get(model),
             **evaluate_run(run, split="test", metrics=["nll"]),
         }
-        if name == "pixelcnn":
+        if model == "pixelcnn":
             result["completion"] = half_completions(
                 run,
                 load_dataset("digits"),
                 args.n_complete,
                 args.seed,
                 args.candidates,
-                "likelihood_digits_pixelcnn_completions",
+                f"likelihood_digits_{name}_completions",
             )
         runs[name] = result
         print(result, flush=True)
     save(
         "likelihood_digits",
         {
-            "command": "genzoo train MODEL --data digits --out R --seed S; genzoo evaluate R --split test --metrics nll",
+            "command": "genzoo train MODEL --data digits --out R --seed S [--set conditional=true]; "
+            "genzoo evaluate R --split test --metrics nll",
             "reference": "Deep Generative Modeling course code, same split: autoregressive 88.7, RealNVP 124",
             "runs": {**earlier_runs("likelihood_digits"), **runs},
         },

@@ -142,6 +142,26 @@ def test_conditional_completion_without_a_label_samples_the_marginal_conditional
     assert (observed - exact).abs().max() < 0.015, (observed, exact)
 
 
+def test_label_posterior_given_the_top_row_matches_enumeration():
+    model = _model(size=2, levels=3, n_layers=2, first_kernel_size=3, conditional=True, num_classes=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    images = torch.tensor(list(itertools.product(range(3), repeat=4)), dtype=torch.float32).view(81, 1, 2, 2)
+    with torch.no_grad():
+        per_class = torch.stack([model.log_prob(images, y=torch.full((81,), c)) for c in range(3)])
+    # p(top | y) sums p(x | y) over the 9 bottoms of each top; images are ordered top-major.
+    exact = torch.logsumexp(per_class.view(3, 9, 9), 2).T.softmax(1)  # (9 tops, 3 labels)
+    known = torch.tensor([[True, True], [False, False]])
+    posterior = model.label_posterior(images[::9], known)
+    assert torch.allclose(posterior, exact, atol=1e-5)
+    assert torch.allclose(
+        model.label_posterior(images[:2], torch.zeros(2, 2, dtype=torch.bool)), torch.full((2, 3), 1 / 3)
+    )
+    with pytest.raises(GenzooError, match="conditional"):
+        _model().label_posterior(images[:1], known)
+
+
 def test_most_probable_of_k_completions_is_the_best_scored_draw():
     model = _model()
     x = torch.randint(0, 4, (3, 1, 5, 5), generator=torch.Generator().manual_seed(2)).float()

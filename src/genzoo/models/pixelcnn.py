@@ -218,7 +218,7 @@ class PixelCNN(GenerativeModel):
         `known_mask` is boolean, broadcastable to x (e.g. (H, W) with the top rows True).
         Pixels are drawn in raster order, each conditioned on everything before it (given or drawn),
         so it samples p(unknown | known) exactly only when the known pixels come first (top half).
-        A conditional model given no `label` first draws one from p(label | known) (`_label_given`).
+        A conditional model given no `label` first draws one from p(label | known) (`label_posterior`).
         With `candidates=k > 1` it draws k completions per image and keeps the one the model finds
         most probable: a mode-seeking completion (closer to the most likely filling, less diverse).
         """
@@ -231,9 +231,13 @@ class PixelCNN(GenerativeModel):
             return self._most_probable_completion(x, known_mask, candidates, generator, temperature, label)
         n = len(x)
         known = torch.as_tensor(known_mask, device=self.device).bool().expand_as(x)
-        x_int = self.rescale.to_internal(x).clone()
         if self.config.conditional and label is None:
-            label = self._label_given(x_int, known, uniform((n,), generator, self.device))
+            # The label is drawn from p(label | known) by inverse CDF, so the completion samples the
+            # joint p(x, label) rather than ignoring what the known pixels say about the label.
+            cdf = self.label_posterior(x, known).cumsum(1)
+            pick = uniform((n,), generator, self.device)
+            label = (cdf < pick.unsqueeze(1)).sum(1).clamp(max=self.config.num_classes - 1)
+        x_int = self.rescale.to_internal(x).clone()
         _, _, height, width = x.shape
         values = torch.linspace(-1.0, 1.0, self.levels, device=self.device)
         with self.inference():
@@ -250,23 +254,26 @@ class PixelCNN(GenerativeModel):
                     x_int[:, :, i, j] = torch.where(known[:, :, i, j], x_int[:, :, i, j], draw)
         return torch.where(known, x, self.rescale.to_data(x_int))
 
-    def _label_given(self, x_int: torch.Tensor, known: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
-        """A label per image drawn (by inverse CDF of the uniforms `pick`) from the model's posterior
-        p(y | known pixels) under its uniform class prior, so a conditional model completes from the
-        joint p(x, y) rather than from a label that ignores what is given. p(known | y) is the product
-        of the known pixels' conditionals: exact when the known pixels come first in raster order
-        (a top half); with nothing known the posterior is the prior."""
-        k = self.config.num_classes
+    @torch.no_grad()
+    def label_posterior(self, x: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+        """p(label | known pixels) of a conditional model under its uniform label prior: (N, K).
+
+        p(known | label) is the product of the known pixels' conditionals, exact when the known
+        pixels come first in raster order (a top half); with nothing known it is the prior.
+        """
+        if not self.config.conditional:
+            raise GenzooError("label_posterior needs a model trained with conditional=true")
+        x_int = self.rescale.to_internal(self._check(x))
+        known = torch.as_tensor(known_mask, device=self.device).bool().expand_as(x_int)
         with self.inference():
             log_given = torch.stack(
                 [
                     (self._pixel_log_probs(x_int, torch.full((len(x_int),), c)) * known).flatten(1).sum(1)
-                    for c in range(k)
+                    for c in range(self.config.num_classes)
                 ],
                 dim=1,
-            )  # (N, K)
-        cdf = log_given.softmax(1).cumsum(1)
-        return (cdf < pick.unsqueeze(1)).sum(1).clamp(max=k - 1)
+            )
+        return log_given.softmax(1)
 
     def _pixel_log_probs(self, x_int: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
         """log p(x_i | x_<i) of every pixel: (N, C, H, W)."""
