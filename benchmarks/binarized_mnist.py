@@ -125,7 +125,7 @@ def genzoo_run(name: str, work: Path, reuse: bool, seed: int, data) -> dict:
             run,
             data,
             COMPLETIONS["n"],
-            seed,
+            [seed],
             COMPLETIONS["candidates"],
             "binarized_mnist_pixelcnn_completions",
         )

@@ -73,13 +73,19 @@ def save_grid(name: str, images: torch.Tensor, low: float, high: float, ncol: in
     return path
 
 
-def half_completions(run: Path, data, n: int, seed: int, candidates: int, grid: str) -> dict:
+def half_completions(run: Path, data, n: int, seeds: list[int], candidates: int, grid: str) -> dict:
     """Give a PixelCNN run the top half of the first `n` test images and let it draw the bottom
-    half: exact samples of p(bottom | top), and with `candidates` > 1 also the most probable of that
-    many draws (mode-seeking). Both are judged by genzoo's domain classifier. A conditional model
-    also reports its mean p(true label | top half). `top_half_svc_estimate` is a yardstick for exact
-    samples of the true p(bottom | top) on the same images (see that function). Writes RESULTS/grid.png (rows: the real images, their given top
-    halves, the exact-sampling completions)."""
+    half, judged by genzoo's domain classifier:
+
+    - `label_agreement`: exact samples of p(bottom | top), the mean over sampling `seeds` (each
+      seed's figure in `label_agreement_by_seed` when there are several);
+    - mode-seeking, first seed only: a conditional model completes with its most probable label
+      given the top half (and reports its mean p(true label | top half)); an unconditional one
+      keeps the most probable of `candidates` draws when `candidates` > 1.
+
+    `top_half_svc_estimate` is a yardstick for exact samples of the true p(bottom | top) on the
+    same images (see that function). Writes RESULTS/grid.png (rows: the real images, their given
+    top halves, the first seed's exact-sampling completions)."""
     from genzoo.metrics import classifier_cache_dir, domain_classifier_for
     from genzoo.models import load
 
@@ -89,21 +95,35 @@ def half_completions(run: Path, data, n: int, seed: int, candidates: int, grid: 
     half = x.shape[-2] // 2
     known = torch.zeros(x.shape[-2:], dtype=torch.bool)
     known[:half] = True
-    filled = model.complete(x, known, generator=torch.Generator().manual_seed(seed))
-    shown = x[:10].clone()
-    shown[..., half:, :] = data.info.low
-    save_grid(grid, torch.cat([x[:10], shown, filled[:10]]), data.info.low, data.info.high, ncol=10)
 
     def agreement(images: torch.Tensor) -> float:
         return round(float((classifier.predict(images) == y).float().mean()), 4)
 
-    result = {"n": n, "given": f"top half (rows 0-{half - 1})", "label_agreement": agreement(filled)}
-    if model.config.conditional:  # how sure the model is of the digit from the top half alone
+    def completed(seed: int, **options) -> torch.Tensor:
+        return model.complete(x, known, generator=torch.Generator().manual_seed(seed), **options)
+
+    first = completed(seeds[0])
+    shown = x[:10].clone()
+    shown[..., half:, :] = data.info.low
+    save_grid(grid, torch.cat([x[:10], shown, first[:10]]), data.info.low, data.info.high, ncol=10)
+    by_seed = [agreement(first)] + [agreement(completed(seed)) for seed in seeds[1:]]
+    result = {
+        "n": len(x),
+        "given": f"top half (rows 0-{half - 1})",
+        "label_agreement": round(sum(by_seed) / len(by_seed), 4),
+    }
+    if len(seeds) > 1:
+        result["label_agreement_by_seed"] = dict(zip(map(str, seeds), by_seed, strict=True))
+    if model.config.conditional:
         posterior = model.label_posterior(x, known)
         result["model_top_half_label_probability"] = round(float(posterior[range(len(y)), y].mean()), 4)
-    if candidates > 1:
-        best = model.complete(x, known, generator=torch.Generator().manual_seed(seed), candidates=candidates)
-        result[f"label_agreement_most_probable_of_{candidates}"] = agreement(best)
+        result["label_agreement_most_probable_label"] = agreement(
+            completed(seeds[0], label=posterior.argmax(1))
+        )
+    elif candidates > 1:
+        result[f"label_agreement_most_probable_of_{candidates}"] = agreement(
+            completed(seeds[0], candidates=candidates)
+        )
     return {
         **result,
         "classifier_accuracy_on_real": agreement(x),

@@ -2,7 +2,8 @@
 PixelCNN, Glow, RealNVP and the DBN, and PixelCNN completions of the bottom half of test digits.
 
     python benchmarks/likelihood_digits.py [--models pixelcnn pixelcnn-cond glow realnvp dbn] [--seed 0] [--reuse]
-                                           [--n-complete 200] [--candidates 16] [--work runs/bench-likelihood-digits]
+                                           [--n-complete 447] [--sampling-seeds 0 1 2] [--candidates 16]
+                                           [--work runs/bench-likelihood-digits]
 
 Targets (issue 6), nats per image on the digits test split: PixelCNN <= 88, RealNVP or Glow <= 115;
 PixelCNN completions (top half given) classified as the true digit >= 80% of the time by genzoo's
@@ -14,7 +15,8 @@ their own script (vae_digits.py). Runs evaluated by earlier invocations stay in 
 
 `pixelcnn-cond` is the same PixelCNN trained with the training labels (`conditional=true`). Its NLL
 is the exact marginal over a uniform label; completing a test digit it is given no label, but draws
-one from its own p(label | top half) and then the bottom half given both.
+one from its own p(label | top half) and then the bottom half given both (mode-seeking: it takes
+the most probable label instead).
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ from genzoo.evaluation import evaluate_run
 
 RUNS = {  # benchmark name -> (genzoo model, settings beyond its defaults)
     "pixelcnn": ("pixelcnn", {}),
-    "pixelcnn-cond": ("pixelcnn", {"conditional": True}),
+    # Chosen on val NLL (82.5 at the defaults, 81.9 here and with 64 channels, 8 layers, dropout 0.3).
+    "pixelcnn-cond": (
+        "pixelcnn",
+        {"conditional": True, "dropout": 0.2, "max_steps": 1000, "lr_decay_steps": 1000, "eval_every": 100},
+    ),
     "glow": ("glow", {}),
     "realnvp": ("realnvp", {}),
     "dbn": ("dbn", {}),
@@ -44,9 +50,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of retraining")
-    parser.add_argument("--n-complete", type=int, default=200, help="test digits completed by the PixelCNN")
+    parser.add_argument("--n-complete", type=int, default=447, help="test digits completed (447: all)")
+    parser.add_argument("--sampling-seeds", type=int, nargs="+", default=[0, 1, 2], help="of the completions")
     parser.add_argument(
-        "--candidates", type=int, default=16, help="draws per digit of the mode-seeking completion"
+        "--candidates",
+        type=int,
+        default=16,
+        help="draws per digit of the unconditional mode-seeking completion",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a shared 2-core CPU)")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-likelihood-digits"))
@@ -71,7 +81,7 @@ def main() -> None:
                 run,
                 load_dataset("digits"),
                 args.n_complete,
-                args.seed,
+                args.sampling_seeds,
                 args.candidates,
                 f"likelihood_digits_{name}_completions",
             )
