@@ -265,11 +265,14 @@ class PixelCNN(GenerativeModel):
             raise GenzooError("label_posterior needs a model trained with conditional=true")
         x_int = self.rescale.to_internal(self._check(x))
         known = torch.as_tensor(known_mask, device=self.device).bool().expand_as(x_int)
+        k = self.config.num_classes
+        if not known.any():  # plain sampling: the prior, without K network passes
+            return torch.full((len(x_int), k), 1.0 / k, device=self.device)
         with self.inference():
             log_given = torch.stack(
                 [
                     (self._pixel_log_probs(x_int, torch.full((len(x_int),), c)) * known).flatten(1).sum(1)
-                    for c in range(self.config.num_classes)
+                    for c in range(k)
                 ],
                 dim=1,
             )
