@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1 suits a shared CPU)")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one per core)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # as each run's, so the saved machine record says so
     grid = list(itertools.product(args.models, args.dropouts, args.mixtures))
     with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(args.threads,)) as pool:
         pending = {
@@ -111,6 +112,7 @@ def main() -> None:
             "logistic_mixtures=M; "
             "genzoo evaluate R --split val|test --metrics nll  (MODEL in vae, iwae)",
             **summary,
+            "jobs": args.jobs,  # runs trained at once, each with --threads torch threads
             "models": results,
             "reference_nll": {"DGM course MLP VAE": 100.5},
         },
