@@ -64,7 +64,6 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one per core)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # as each run's, so the saved machine record says so
-    grid = list(itertools.product(args.models, args.dropouts, args.mixtures))
     with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(args.threads,)) as pool:
         pending = {
             (name, dropout, mixtures, seed): pool.submit(
@@ -74,16 +73,15 @@ def main() -> None:
                 seed,
                 Path(f"runs/bench-{name}-digits/dropout{dropout}-mixtures{mixtures}-seed{seed}"),
             )
-            for name, dropout, mixtures in grid
-            for seed in args.seeds
+            for name, dropout, mixtures, seed in itertools.product(
+                args.models, args.dropouts, args.mixtures, args.seeds
+            )
         }
         done = {task: future.result() for task, future in pending.items()}
     results = {}
     for name in args.models:
         by_config = {}
-        for model, dropout, mixtures in grid:
-            if model != name:
-                continue
+        for dropout, mixtures in itertools.product(args.dropouts, args.mixtures):
             runs = [done[name, dropout, mixtures, seed] for seed in args.seeds]
             key = f"dropout={dropout},mixtures={mixtures}"
             by_config[key] = {

@@ -120,13 +120,20 @@ def test_completion_keeps_the_given_pixels():
     assert torch.equal(out, again)
 
 
-def test_conditional_completion_without_a_label_samples_the_marginal_conditional():
-    # 2x2 images, 3 levels, top row given: a label-free completion must follow p(bottom | top) of
-    # the mixture sum_y p(y) p(x | y), i.e. draw the label from p(y | top), not from the prior.
+def _sharp_conditional_2x2() -> PixelCNN:
+    """2x2 images, 3 levels, 3 classes, weights scaled up: sharper conditionals and classes
+    further apart, so what the label is drawn from shows in the completions."""
     model = _model(size=2, levels=3, n_layers=2, first_kernel_size=3, conditional=True, num_classes=3)
     with torch.no_grad():
         for p in model.parameters():
-            p.mul_(3.0)  # sharper conditionals and classes further apart, so the label matters
+            p.mul_(3.0)
+    return model
+
+
+def test_conditional_completion_without_a_label_samples_the_marginal_conditional():
+    # 2x2 images, 3 levels, top row given: a label-free completion must follow p(bottom | top) of
+    # the mixture sum_y p(y) p(x | y), i.e. draw the label from p(y | top), not from the prior.
+    model = _sharp_conditional_2x2()
     bottoms = torch.tensor(list(itertools.product(range(3), repeat=2)), dtype=torch.float32)
     images = torch.cat([torch.zeros(9, 2), bottoms], 1).view(9, 1, 2, 2)  # top row (0, 0)
     with torch.no_grad():
@@ -143,10 +150,7 @@ def test_conditional_completion_without_a_label_samples_the_marginal_conditional
 
 
 def test_label_posterior_given_the_top_row_matches_enumeration():
-    model = _model(size=2, levels=3, n_layers=2, first_kernel_size=3, conditional=True, num_classes=3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(3.0)
+    model = _sharp_conditional_2x2()
     images = torch.tensor(list(itertools.product(range(3), repeat=4)), dtype=torch.float32).view(81, 1, 2, 2)
     with torch.no_grad():
         per_class = torch.stack([model.log_prob(images, y=torch.full((81,), c)) for c in range(3)])

@@ -34,7 +34,7 @@ from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import activation
-from genzoo.nn.likelihoods import Categorical, Rescale, to_index, uniform
+from genzoo.nn.likelihoods import Categorical, Rescale, uniform
 from genzoo.nn.masked import GatedLayer, MaskedConv2d
 
 
@@ -268,20 +268,14 @@ class PixelCNN(GenerativeModel):
         k = self.config.num_classes
         if not known.any():  # plain sampling: the prior, without K network passes
             return torch.full((len(x_int), k), 1.0 / k, device=self.device)
-        with self.inference():
-            log_given = torch.stack(
-                [
-                    (self._pixel_log_probs(x_int, torch.full((len(x_int),), c)) * known).flatten(1).sum(1)
-                    for c in range(k)
-                ],
-                dim=1,
-            )
-        return log_given.softmax(1)
 
-    def _pixel_log_probs(self, x_int: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
-        """log p(x_i | x_<i) of every pixel: (N, C, H, W)."""
-        logp = torch.log_softmax(self.logits(x_int, label), dim=1)
-        return logp.gather(1, to_index(x_int, self.levels).unsqueeze(1)).squeeze(1)
+        def log_known(label: int) -> torch.Tensor:  # log p(known pixels | label) per image
+            logits = self.logits(x_int, torch.full((len(x_int),), label))
+            return (self.likelihood.log_prob_per_dim(logits, x_int) * known).flatten(1).sum(1)
+
+        with self.inference():
+            log_given = torch.stack([log_known(c) for c in range(k)], dim=1)
+        return log_given.softmax(1)
 
     def _most_probable_completion(
         self,

@@ -132,8 +132,12 @@ class Categorical(Likelihood):
         self.params_per_dim = levels
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _sum_event(self.log_prob_per_dim(params, x))
+
+    def log_prob_per_dim(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x_d) of every dimension, x's shape (log_prob sums them per example)."""
         logp = torch.log_softmax(params, dim=1)
-        return _sum_event(logp.gather(1, to_index(x, self.levels).unsqueeze(1)).squeeze(1))
+        return logp.gather(1, to_index(x, self.levels).unsqueeze(1)).squeeze(1)
 
     def probs(self, params: torch.Tensor) -> torch.Tensor:
         return torch.softmax(params, dim=1)
