@@ -19,7 +19,7 @@ from common import save
 from genzoo.data import load_dataset
 from genzoo.models import get_model_class, load
 
-RUN = Path(__file__).resolve().parent / "runs" / "bench-gpt-shakespeare" / "default"
+RUN = Path(__file__).resolve().parent / "runs" / "bench-gpt-shakespeare" / "genzoo-default-seed0"
 NEW_TOKENS = 512
 
 
