@@ -151,7 +151,9 @@ def top_half_svc_estimate(data, x: torch.Tensor, y: torch.Tensor) -> float:
     return round(float(probs[range(len(y)), y.numpy()].mean()), 4)
 
 
-def train_unless_reused(model: str, data: str, run: Path, settings: dict, reuse: bool) -> Path:
+def train_unless_reused(
+    model: str, data: str, run: Path, settings: dict, reuse: bool, device: str = "auto"
+) -> Path:
     """Train `model` on `data` into `run` from scratch, or keep the finished run there when `reuse`
     (the benchmarks' --reuse: evaluate again without retraining)."""
     import shutil
@@ -160,5 +162,5 @@ def train_unless_reused(model: str, data: str, run: Path, settings: dict, reuse:
 
     if not (reuse and (run / "model.safetensors").is_file()):
         shutil.rmtree(run, ignore_errors=True)
-        train(model, data, run, settings, quiet=True)
+        train(model, data, run, settings, device=device, quiet=True)
     return run

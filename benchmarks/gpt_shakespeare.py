@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,11 +41,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, logged_train_seconds, save
+from common import RESULTS, logged_train_seconds, save, train_unless_reused
 
 from genzoo.data import load_dataset
 from genzoo.models import get_model_class, load
-from genzoo.train.run import train
 
 RUNS = Path(__file__).resolve().parent / "runs" / "bench-gpt-shakespeare"
 NANOGPT_CPU_LISTED = {  # the settings nanoGPT's README gives for its CPU example
@@ -183,19 +181,15 @@ def equal_time_steps(data, reuse: bool) -> tuple[int, float]:
 
 def train_and_score(name: str, settings: dict, reuse: bool, plain_loop: bool = False) -> dict:
     """Train one configuration into RUNS/name (or with nanoGPT's loop, unsaved) and score it."""
-    torch.set_num_threads(1)
     data = load_dataset("shakespeare")
     out = RUNS / name
-    start = time.perf_counter()
     if plain_loop:
-        model, seconds = nanogpt_loop(data, settings["seed"]), None
-    elif reuse and (out / "model.safetensors").is_file():  # evaluate the finished run again
+        start = time.perf_counter()
+        model = nanogpt_loop(data, settings["seed"])
+        seconds = round(time.perf_counter() - start, 1)
+    else:  # on the CPU, as the step costs behind the equal-time budget are timed
+        train_unless_reused("gpt", "shakespeare", out, {**QUIET, **settings}, reuse, device="cpu")
         model, seconds = load(out), logged_train_seconds(out)
-    else:
-        shutil.rmtree(out, ignore_errors=True)
-        model, _ = train("gpt", "shakespeare", out, {**QUIET, **settings}, device="cpu", quiet=True)
-        seconds = logged_train_seconds(out)
-    wall = round(time.perf_counter() - start, 1)
     sample = model.sample(
         1,
         generator=torch.Generator().manual_seed(0),
@@ -206,7 +200,7 @@ def train_and_score(name: str, settings: dict, reuse: bool, plain_loop: bool = F
     )[0]
     return {
         "params": sum(p.numel() for p in model.parameters()),
-        "train_seconds": seconds if seconds is not None else wall,
+        "train_seconds": seconds,
         "val_loss": round(nanogpt_val_loss(model, data.streams["val"]), 4),
         "sample": sample,
     }
@@ -246,7 +240,7 @@ def main() -> None:
             for lr in args.default_lrs
         },
     }
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         pending = {
             (config, seed): pool.submit(
                 train_and_score,
