@@ -60,7 +60,7 @@ def test_report_json_and_failure(calibrated):
         assert summary["metrics"]["sample_seconds_per_100"]["mean"] > 0
     # Calibration turned the budget into steps, and the runs trained exactly those.
     for run in on_disk["runs"][:2]:
-        assert run["calibration"]["steps"] > 0 and run["steps_done"] == run["steps"]
+        assert run["calibration"]["seconds_per_step"] > 0 and run["steps_done"] == run["steps"]
     assert {e["model"] for e in on_disk["plan"].values()} == {"vae", "dcgan"}
     assert on_disk["recommendation"]["pick"] in ("vae", "dcgan")
     assert on_disk["recommendation"]["ranking"][-1]["model"] == "glow"

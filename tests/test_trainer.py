@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -77,10 +79,13 @@ def test_existing_run_is_not_overwritten(gaussian_model, tmp_path):
 
 def test_nonfinite_losses_are_skipped_then_abort(gaussian_model, tmp_path):
     settings = _settings(max_steps=100, max_nonfinite=4, nan_after=10)
-    with pytest.raises(GenzooError, match="non-finite for 4 steps in a row"):
+    with pytest.raises(
+        GenzooError,
+        match="non-finite for 4 steps in a row.*checkpoint of step 7 is kept: continue it with --resume",
+    ):
         train("test-gaussian", "digits", tmp_path / "run", settings, quiet=True)
     state = torch.load(tmp_path / "run" / "trainer_state.pt", weights_only=True)
-    assert state["nonfinite_total"] == 4
+    assert state["step"] == 7 and state["nonfinite_total"] == 0  # the last good checkpoint, not the abort
     weights = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())  # skipped steps never touched them
 
@@ -91,26 +96,60 @@ def test_time_budget_and_epochs_set_the_length(gaussian_model, tmp_path):
     trainer = Trainer(model, data, TrainConfig(batch_size=100, epochs=2), tmp_path / "e", quiet=True)
     assert trainer.total_steps == 20  # 1000 images / 100 per batch * 2 epochs
     model = gaussian_model.for_data(data.info)
-    trainer = Trainer(model, data, TrainConfig(max_steps=10**6, time_budget=0.5), tmp_path / "t", quiet=True)
+    trainer = Trainer(model, data, TrainConfig(max_steps=10**6, time_limit=0.5), tmp_path / "t", quiet=True)
     trainer.fit()
-    assert 0 < trainer.step < 10**6
+    assert 0 < trainer.step < 10**6  # time_limit is a hard stop
 
 
-def test_interrupt_saves_a_checkpoint(gaussian_model, tmp_path, monkeypatch):
+def test_time_budget_plans_steps_that_max_steps_reproduces(gaussian_model, tmp_path):
+    """The budget becomes a step count and a schedule horizon, recorded in run.json; training that
+    many steps with the recorded settings gives the same weights, bit for bit."""
+    settings = {**_settings(), "time_budget": 1.5, "lr_decay_steps": 0}
+    settings.pop("max_steps")
+    train("test-gaussian", "digits", tmp_path / "budget", settings, quiet=True)
+    spec = json.loads((tmp_path / "budget" / "run.json").read_text())
+    plan = spec["budget_plan"]
+    steps = plan["max_steps"]
+    assert spec["train_settings"]["max_steps"] == steps and "time_budget" not in spec["train_settings"]
+    assert steps > 10 and plan["seconds_per_step"] * steps < 1.5
+    log = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == steps  # the whole plan ran: no cut-off, no default step cap
+    settings = {**settings, "max_steps": steps}
+    settings.pop("time_budget")
+    train("test-gaussian", "digits", tmp_path / "steps", settings, quiet=True)
+    a = (tmp_path / "budget" / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "steps" / "model.safetensors").read_bytes()
+
+
+def test_time_budget_sets_the_family_horizon(gaussian_model, tmp_path, monkeypatch):
+    """A family with a fixed cosine horizon gets it set to the planned steps, and says so."""
+    monkeypatch.setattr(gaussian_model, "train_defaults", {"lr_decay_steps": 4000, "eval_every": 0})
+    train("test-gaussian", "digits", tmp_path / "r", {"time_budget": 1.0}, quiet=True)
+    spec = json.loads((tmp_path / "r" / "run.json").read_text())
+    steps = spec["budget_plan"]["max_steps"]
+    assert spec["train_settings"]["lr_decay_steps"] == steps
+    assert spec["budget_plan"]["reproduce"] == f"--max-steps {steps} --set lr_decay_steps={steps}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_checkpoints_at_the_end_of_its_step(gaussian_model, tmp_path, monkeypatch, signum):
+    """A signal inside step 13 (after the optimizer moved) is acted on once that step is counted."""
     data = load_dataset("digits")
     model = gaussian_model.for_data(data.info)
     trainer = Trainer(model, data, TrainConfig(max_steps=50, checkpoint_every=1000), tmp_path, quiet=True)
     original = trainer._train_step
 
-    def interrupting_step():
+    def interrupted_step():
+        logs = original()
         if trainer.step == 12:
-            raise KeyboardInterrupt
-        return original()
+            os.kill(os.getpid(), signum)
+        return logs
 
-    monkeypatch.setattr(trainer, "_train_step", interrupting_step)
+    monkeypatch.setattr(trainer, "_train_step", interrupted_step)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["step"] == 12
+    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["step"] == 13
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 def test_lr_schedule_warms_up_then_decays():

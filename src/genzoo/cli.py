@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -19,13 +21,40 @@ EXIT_INTERRUPTED = 130
 MASK_REGIONS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line like every other user error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"genzoo: error: {message}; see `{self.prog} --help`\n")
+
+
+def out_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out must not be empty")
+    return Path(text)
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be a whole number, got '{text}'") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"the seed must be in 0 .. 2**32 - 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="genzoo",
         description="Train, sample, evaluate and compare deep generative models on your own data.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # --debug after the command too; SUPPRESS keeps it from overwriting one given before.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[debug])
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("--json", action="store_true", help="print a JSON list")
@@ -34,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model into a run directory")
     p.add_argument("model", help="model name (see `genzoo list`)")
     p.add_argument("--data", required=True, help="dataset name (digits, mnist, toy2d-ring, ...) or a path")
-    p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
+    p.add_argument("--out", required=True, type=out_path, help="run directory to create (or resume)")
     p.add_argument(
         "--config", type=Path, help="YAML file of settings (flat, or grouped under model/train/data)"
     )
@@ -43,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-steps", type=int, help="optimizer steps to train for")
     budget.add_argument("--epochs", type=float, help="passes over the training split")
     budget.add_argument("--time-budget", help="stop after this long: 90s, 5m, 1h")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -53,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, help="number of samples (default 64; 1 for text models)")
     p.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         help=".png (grid or scatter) or .npy (raw, dataset units); .txt for text; .mid or .wav for music and audio",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
     p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
@@ -90,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help=f"region to fill: {', '.join(MASK_REGIONS)}, or a .npy of booleans (True = fill)",
     )
-    p.add_argument("--out", required=True, type=Path, help=".npy (filled images) or .png (grid)")
+    p.add_argument("--out", required=True, type=out_path, help=".npy (filled images) or .png (grid)")
     p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--resample", type=int, help="RePaint resampling per step (1 = plain replacement)")
@@ -98,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reconstruction", type=float, help="reconstruction guidance weight (0 = replacement only)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="cpu")
 
     p = sub.add_parser("evaluate", help="measure a trained run on a data split")
@@ -112,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--num-samples", type=int, default=1000, help="samples drawn for sample metrics (default 1000)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -122,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset name or path, as for train")
     p.add_argument("--models", default="", help="comma-separated model names (see `genzoo list`)")
     p.add_argument(
-        "--out", required=True, type=Path, help="report directory (index.html, results.json, runs/)"
+        "--out", required=True, type=out_path, help="report directory (index.html, results.json, runs/)"
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--time-budget", default="3m", help="training time per model and repeat: 90s, 3m, 1h")
@@ -133,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the step counts an earlier report directory calibrated (same models and --time-budget)",
     )
     p.add_argument("--repeats", type=int, default=1, help="seeds per model (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="first seed (default 0)")
     p.add_argument("--priority", default="quality", help="quality, likelihood, speed or diversity")
     p.add_argument("--runs", default="", help="comma-separated existing run directories to include")
     p.add_argument(
@@ -198,48 +227,70 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {model.name} into {args.out}: {shown}")
 
 
+# What `sample` may pass to a model's sample(); each flag given must be one the model accepts.
+SAMPLE_OPTIONS = (
+    "temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p",
+    "prompt", "max_new_tokens", "stop", "kv_cache", "beam_size", "length_penalty",
+)  # fmt: skip
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
+    from genzoo.memory import FLOAT_BYTES, check_fits
     from genzoo.train.run import load_run
 
     if args.n is not None and args.n <= 0:
         raise GenzooError("-n must be a positive number of samples")
+    if args.out is not None and args.out.is_dir():
+        raise GenzooError(f"--out '{args.out}' is a directory; give a file name such as samples.png")
     model, spec = load_run(args.run, device=args.device)
+    options = _family_options(args, SAMPLE_OPTIONS, model.sample, spec.model)
+    n = args.n or (1 if any(m.startswith("text") for m in model.modalities) else 64)
+    # The samples, and about as much again in the network's activations while drawing them.
+    check_fits(
+        2 * FLOAT_BYTES * n * math.prod(model.config.data_shape),
+        f"drawing {n} samples",
+        "ask for fewer with -n",
+    )
     if any(m.startswith("text") for m in model.modalities):
-        _sample_text(args, model, spec)
+        _sample_text(args, model, options, n)
         return
-    args.n = args.n or 64
+    if args.input is not None:
+        raise GenzooError(f"model '{spec.model}' does not take --input (sequence-to-sequence models do)")
     if args.out is None:
         raise GenzooError(
             "--out is required: a .png or .npy file for the samples (.mid or .wav for music and audio)"
         )
     if args.out.suffix.lower() not in MEDIA_SUFFIXES:  # .mid, .wav: music and audio (write_media checks)
         _check_out(args.out)
-    names = ("temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p")
-    options = _family_options(args, names, model.sample, spec.model)
     if args.seconds is not None or args.primer is not None:
         options.update(media_options(model, spec.load_data(), args.seconds, args.primer))
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    samples = model.sample(args.n, generator=generator, **options).cpu()
+    samples = model.sample(n, generator=generator, **options).cpu()
     _write(samples, spec, args.out)
-    print(f"wrote {args.n} samples to {args.out}")
+    print(f"wrote {n} samples to {args.out}")
 
 
-def _sample_text(args: argparse.Namespace, model, spec) -> None:
+def _sample_text(args: argparse.Namespace, model, options: dict, n: int) -> None:
     """Text models: samples to stdout (streamed for one gpt sample) and, with --out, to a .txt file."""
     if args.out is not None and args.out.suffix.lower() != ".txt":
         raise GenzooError(f"--out for a text model must end in .txt, got '{args.out.name}'")
-    names = ("temperature", "top_k", "top_p", "prompt", "max_new_tokens", "stop", "kv_cache")
-    names += ("beam_size", "length_penalty")
-    options = _family_options(args, names, model.sample, spec.model)
+    if args.seconds is not None or args.primer is not None:
+        flag = "--seconds" if args.seconds is not None else "--primer"
+        raise GenzooError(f"model '{model.name}' does not take {flag} (audio and music models do)")
     if args.input is not None:
         if "inputs" not in inspect.signature(model.sample).parameters:
-            raise GenzooError(f"model '{spec.model}' does not take --input (use --prompt)")
+            raise GenzooError(f"model '{model.name}' does not take --input (use --prompt)")
         path = Path(args.input)
         if len(args.input) < 4096 and path.is_file():
-            options["inputs"] = [line for line in path.read_text().splitlines() if line.strip()]
+            try:
+                lines = path.read_text().splitlines()
+            except UnicodeDecodeError as err:
+                raise GenzooError(
+                    f"--input '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8"
+                ) from None
+            options["inputs"] = [line for line in lines if line.strip()]
         else:
             options["inputs"] = args.input
-    n = args.n or 1
     streaming = n == 1 and "stream" in inspect.signature(model.sample).parameters
     shown: list[str] = []
     if streaming:
@@ -419,8 +470,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"genzoo: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as err:  # a path the user gave cannot be written or read: full disk, read-only, ...
+        if args.debug:
+            raise
+        where = f" '{err.filename}'" if err.filename else ""
+        print(
+            f"genzoo: error: {err.strerror or err}:{where}; check the path, its permissions and free space",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        hint = "; a checkpoint was saved, continue with --resume" if args.command == "train" else ""
+        hint = "; continue from the last checkpoint with --resume" if args.command == "train" else ""
         if args.command == "compare":
             hint = "; run the same command again to continue (finished runs are reused)"
         print(f"genzoo: interrupted{hint}", file=sys.stderr)

@@ -24,3 +24,11 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> GenzooError:
     return GenzooError(
         f"unknown {kind} '{name}'{did_you_mean(name, choices)}; choose one of: {', '.join(choices)}"
     )
+
+
+def first_line(err: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line of an error's text, cut to `limit` characters: what a one-line
+    GenzooError keeps of a third-party exception (torch and PIL write paragraphs)."""
+    text = str(err).strip()
+    line = text.splitlines()[0].strip() if text else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."

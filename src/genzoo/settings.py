@@ -7,6 +7,7 @@ A bare key goes to whichever of the three has a field of that name; `model.x`,
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from genzoo.errors import GenzooError, did_you_mean
+from genzoo.errors import GenzooError, did_you_mean, first_line
 
 SCOPES = ("model", "train", "data")
 
@@ -30,15 +31,36 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+class SettingsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 (and every user) does.
+
+    YAML 1.1 wants a dot and a signed exponent in a float, so `lr: 3e-4` or `1e5` would arrive
+    as strings; here a number with an exponent is a float. Everything else is as in YAML 1.1.
+    """
+
+
+# Added after the YAML 1.1 float and int resolvers, so it only decides what they leave as strings.
+SettingsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML settings with `SettingsLoader` (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=SettingsLoader)  # safe: a SafeLoader subclass
+
+
 def parse_value(raw: str) -> Any:
-    # Numbers first: YAML 1.1 reads '1e-3' as a string.
+    # Python's numbers first: '010' stays 10 (YAML 1.1 reads octal 8), 'inf' and 'nan' are floats.
     for cast in (int, float):
         try:
             return cast(raw)
         except ValueError:
             pass
     try:
-        return yaml.safe_load(raw)
+        return load_yaml(raw)
     except yaml.YAMLError:
         return raw
 
@@ -49,9 +71,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise GenzooError(f"config file '{path}' does not exist")
     try:
-        content = yaml.safe_load(path.read_text()) or {}
+        content = load_yaml(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise GenzooError(
+            f"config file '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8"
+        ) from err
+    except OSError as err:
+        raise GenzooError(f"cannot read config file '{path}' ({err.strerror})") from err
     except yaml.YAMLError as err:
-        raise GenzooError(f"config file '{path}' is not valid YAML: {err}".splitlines()[0]) from err
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or first_line(err)
+        raise GenzooError(f"config file '{path}' is not valid YAML{where}: {problem}; fix the file") from err
     if not isinstance(content, dict):
         raise GenzooError(f"config file '{path}' must hold a mapping of settings")
     flat: dict[str, Any] = {}
@@ -126,6 +157,8 @@ def coerce(name: str, hint: Any, value: Any) -> Any:
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
+    if hint is int and isinstance(value, float) and value.is_integer():  # max_steps=1e5
+        return int(value)
     if hint is str and isinstance(value, str):
         return value
     if isinstance(hint, type) and isinstance(value, hint):

@@ -7,6 +7,7 @@ images are unlabelled (-1). Images are resized to `size` x `size`, values 0..255
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 from genzoo.data.base import DataInfo, Dataset
 from genzoo.data.registry import register_dataset
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, first_line
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 
@@ -36,17 +37,29 @@ def has_images(path: Path) -> bool:
 
 
 def _read(path: Path, size: int, grayscale: bool) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
-            img = img.convert("L" if grayscale else "RGB")
-            img = img.resize((size, size), Image.Resampling.BICUBIC)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        # Pillow reports truncated or garbled files with any of these.
-        raise GenzooError(f"cannot read image '{path}' ({e}); delete or replace the corrupt file") from e
+        with warnings.catch_warnings():
+            # Pillow only warns about an image past MAX_IMAGE_PIXELS (and raises past twice that):
+            # a header claiming a huge size is a decompression bomb, whose decoding would fill memory.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
+                img = img.convert("L" if grayscale else "RGB")
+                img = img.resize((size, size), Image.Resampling.BICUBIC)
+                return np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise GenzooError(
+            f"image '{path}' is too large to read safely ({first_line(e)}); "
+            f"delete it or shrink it below {Image.MAX_IMAGE_PIXELS} pixels"
+        ) from e
+    except Exception as e:
+        # Pillow reports truncated or garbled files with OSError, SyntaxError, ValueError, EOFError,
+        # zlib and struct errors and more; only the user's file is being read here.
+        raise GenzooError(
+            f"cannot read image '{path}' ({type(e).__name__}: {first_line(e)}); delete or replace the corrupt file"
+        ) from e
 
 
 @register_dataset("image-folder", reads=has_images)

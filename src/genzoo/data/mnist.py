@@ -30,6 +30,7 @@ import torch
 from genzoo.data.base import DataInfo, Dataset, shared_data_dirs
 from genzoo.data.registry import register_dataset
 from genzoo.errors import GenzooError
+from genzoo.files import use_umask
 
 CACHE_DIR = Path("~/.cache/genzoo/mnist").expanduser()
 MIRRORS = (
@@ -299,6 +300,7 @@ def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
                 out.write(chunk)
         if digest.hexdigest() != md5:
             raise ValueError(f"MD5 mismatch (got {digest.hexdigest()}, expected {md5})")
+        use_umask(tmp)  # mkstemp creates 0600; the data cache is shared like any other file
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -21,7 +21,7 @@ import torch
 
 from genzoo.data.base import DataInfo, Dataset, find_shared_file
 from genzoo.data.registry import register_dataset
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, first_line
 
 TRAIN_FRACTION = 0.9
 
@@ -106,19 +106,34 @@ class BPETokenizer:
 Tokenizer = CharTokenizer | BPETokenizer
 
 
-def tokenizer_from_json(text: str) -> Tokenizer:
-    """Rebuild a tokenizer saved by `to_json` (tokenizer.json in a run directory)."""
+def tokenizer_from_json(text: str, source: str = "tokenizer.json") -> Tokenizer:
+    """Rebuild a tokenizer saved by `to_json` (tokenizer.json in a run directory, named by `source`)."""
+
+    def invalid(reason: str) -> GenzooError:
+        return GenzooError(
+            f"{source} is not a valid genzoo tokenizer ({reason}); restore the run's tokenizer.json or retrain"
+        )
+
     try:
         payload = json.loads(text)
-        if payload["kind"] == "char":
-            return CharTokenizer(payload["chars"], tuple(payload.get("specials", ())))
-        if payload["kind"] == "bpe":
-            from tokenizers import Tokenizer as HFTokenizer
+    except json.JSONDecodeError as err:
+        raise invalid(f"not JSON: {first_line(err)}") from err
+    kind = payload.get("kind") if isinstance(payload, dict) else None
+    if kind == "char":
+        chars, specials = payload.get("chars"), payload.get("specials", [])
+        if not isinstance(chars, str) or not (
+            isinstance(specials, list) and all(isinstance(s, str) for s in specials)
+        ):
+            raise invalid('a char tokenizer needs "chars" (a string) and "specials" (a list of strings)')
+        return CharTokenizer(chars, tuple(specials))
+    if kind == "bpe":
+        from tokenizers import Tokenizer as HFTokenizer
 
+        try:
             return BPETokenizer(HFTokenizer.from_str(json.dumps(payload["tokenizer"])))
-        raise KeyError(payload["kind"])
-    except Exception as err:  # json, key and the tokenizers package's own errors alike
-        raise GenzooError(f"tokenizer.json is not a valid genzoo tokenizer ({err})") from err
+        except Exception as err:  # KeyError, or the tokenizers package's own error (a Rust message)
+            raise invalid(f"its BPE part does not load: {first_line(err)}") from err
+    raise invalid('it needs an object whose "kind" is "char" or "bpe"')
 
 
 def read_text(path: Path) -> str:

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, first_line
+from genzoo.files import use_umask
 from genzoo.metrics.inception import InceptionV3FID
 
 __all__ = [
@@ -206,6 +207,7 @@ class DomainClassifier(nn.Module):
         tmp.write_text(json.dumps(payload, indent=2))
         state = {k: v.detach().contiguous().cpu().clone() for k, v in self.state_dict().items()}
         save_file(state, str(directory / CLASSIFIER_WEIGHTS))
+        use_umask(directory / CLASSIFIER_WEIGHTS)  # safetensors writes 0600; a shared cache needs 0644
         tmp.replace(directory / CLASSIFIER_CONFIG)  # config last: its presence means the cache is complete
 
     @classmethod
@@ -225,7 +227,7 @@ class DomainClassifier(nn.Module):
             model.load_state_dict(load_file(str(weights_path)))
         except Exception as err:  # corrupt JSON, wrong keys, unreadable safetensors
             raise GenzooError(
-                f"'{directory}' holds a broken domain classifier ({err}); delete it to retrain"
+                f"'{directory}' holds a broken domain classifier ({first_line(err)}); delete it to retrain"
             ) from err
         return model.to(device).eval()
 

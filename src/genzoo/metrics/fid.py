@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, first_line
+from genzoo.files import use_umask
 from genzoo.metrics._arrays import ArrayLike, as_matrix, same_width
 
 
@@ -103,14 +104,20 @@ class GaussianStats:
             {"mean": self._mean, "scatter": self._scatter, "n": torch.tensor([self.n], dtype=torch.int64)},
             str(path),
         )
+        use_umask(path)  # safetensors writes 0600; cached statistics are for everyone who may read them
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianStats:
         if not Path(path).is_file():
             raise GenzooError(f"no feature statistics at '{path}'; compute them with GaussianStats.save")
-        state = load_file(str(path))
-        stats = cls()
-        stats._mean, stats._scatter, stats.n = state["mean"], state["scatter"], int(state["n"][0])
+        try:
+            state = load_file(str(path))
+            stats = cls()
+            stats._mean, stats._scatter, stats.n = state["mean"], state["scatter"], int(state["n"][0])
+        except Exception as err:  # safetensors' own errors, missing keys, empty tensors
+            raise GenzooError(
+                f"'{path}' holds no valid feature statistics ({first_line(err)}); delete it and compute them again"
+            ) from err
         return stats
 
 

@@ -16,7 +16,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from genzoo.data.base import DataInfo
-from genzoo.errors import GenzooError, did_you_mean
+from genzoo.errors import GenzooError, did_you_mean, first_line
+from genzoo.files import use_umask
+from genzoo.settings import coerce
 
 LogProbKind = Literal["exact", "bound", "estimate"] | None
 CONFIG_FILE = "config.json"
@@ -49,14 +51,8 @@ class ModelConfig:
                     f"unknown config key '{key}' for {cls.__qualname__}{did_you_mean(key, known)}"
                 )
         hints = typing.get_type_hints(cls)
-        return cls(**{k: _coerce(hints[k], v) for k, v in values.items()})
-
-
-def _coerce(hint: Any, value: Any) -> Any:
-    """JSON gives lists where the config wants tuples; fix that and nothing else."""
-    if typing.get_origin(hint) is tuple and isinstance(value, list):
-        return tuple(value)
-    return value
+        # The same check as `--set`: a wrong type is one clear line here, not a crash deep in a layer.
+        return cls(**{k: coerce(k, hints[k], v) for k, v in values.items()})
 
 
 @dataclass
@@ -134,6 +130,12 @@ class GenerativeModel(nn.Module):
         """The optimizers the Trainer should build (see `Phase`)."""
         return [Phase("main", [p for p in self.parameters() if p.requires_grad])]
 
+    @classmethod
+    def settings_for_steps(cls, steps: int, settings: dict[str, Any]) -> dict[str, Any]:
+        """Model settings that depend on the run's length, for a run of `steps` steps planned from a
+        time budget (`settings`: those given). Most families have none."""
+        return {}
+
     def no_weight_decay(self) -> list[nn.Parameter]:
         """Matrices AdamW must not decay (e.g. embeddings); biases and norm gains never are."""
         return []
@@ -205,9 +207,14 @@ def uniform_class_indices(
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
-    """safetensors needs contiguous, unshared tensors; write to a temp file then rename."""
+    """safetensors needs contiguous, unshared tensors; write to a temp file then rename.
+
+    safetensors creates its file with mode 0600; the weights get the mode of every other file
+    in the run (0o666 minus the umask), so whoever may read config.json may read them too.
+    """
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().contiguous().cpu().clone() for k, v in state.items()}, str(tmp))
+    use_umask(tmp)
     tmp.replace(path)
 
 
@@ -220,8 +227,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def load(directory: str | Path, *, device: str | torch.device = "cpu") -> GenerativeModel:
     """Load a model written by `save_pretrained` (or a training run directory)."""
-    from genzoo.models.registry import get_model_class
-
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
@@ -229,17 +234,86 @@ def load(directory: str | Path, *, device: str | torch.device = "cpu") -> Genera
             f"'{directory}' is not a genzoo model or run: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
             "(train one with `genzoo train`)"
         )
+    cls, config = _read_config(config_path)
     try:
-        payload = json.loads(config_path.read_text())
-        cls = get_model_class(payload["model"])
-        config = cls.Config.from_dict(payload["config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise GenzooError(f"'{config_path}' is not a valid genzoo config ({err})") from err
-    model = cls(config)
+        model = cls(config)
+    except GenzooError:
+        raise
+    except (ValueError, TypeError, AssertionError, RuntimeError, ZeroDivisionError) as err:
+        # Values of the right types that no network fits (e.g. n_embd not divisible by n_head).
+        raise GenzooError(
+            f"'{config_path}' is not a valid genzoo config (the model cannot be built from it: "
+            f"{first_line(err)}); restore the run's original files or retrain"
+        ) from err
     model.load_extra(directory)
     try:
         state = load_file(str(weights_path))
     except Exception as err:  # safetensors raises its own error types
-        raise GenzooError(f"'{weights_path}' is not a readable safetensors file ({err})") from err
-    model.load_state_dict(state)
+        raise GenzooError(
+            f"'{weights_path}' is not a readable safetensors file ({first_line(err)}); "
+            "restore the run's original files or retrain"
+        ) from err
+    _check_weights(model, state, weights_path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:  # what _check_weights does not foresee; torch writes a paragraph
+        raise GenzooError(
+            f"the weights '{weights_path}' do not match config.json ({first_line(err)}); "
+            "retrain the model or restore the run's original files"
+        ) from err
     return model.to(device).eval()
+
+
+def _read_config(path: Path) -> tuple[type[GenerativeModel], ModelConfig]:
+    """The model class and its config from config.json, or one line saying what is wrong with the file."""
+    from genzoo.models.registry import get_model_class
+
+    def invalid(reason: str) -> GenzooError:
+        return GenzooError(
+            f"'{path}' is not a valid genzoo config ({reason}); restore the run's original files or retrain"
+        )
+
+    try:
+        payload = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise invalid(f"not UTF-8 text: byte {err.start}") from err
+    except json.JSONDecodeError as err:
+        raise invalid(f"not JSON: {first_line(err)}") from err
+    except OSError as err:
+        raise GenzooError(f"cannot read '{path}' ({err.strerror})") from err
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
+        raise invalid('it needs an object with "model" (a name) and "config" (an object)')
+    if not isinstance(payload.get("config"), dict):
+        raise invalid('"config" must be an object of the model\'s settings')
+    try:
+        cls = get_model_class(payload["model"])  # an unknown name says so, with the choices
+        return cls, cls.Config.from_dict(payload["config"])
+    except GenzooError as err:
+        raise invalid(str(err)) from err
+    except (TypeError, ValueError) as err:  # a config's own from_dict (e.g. VAE's old keys) met bad values
+        raise invalid(first_line(err)) from err
+
+
+def _check_weights(model: GenerativeModel, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Name the first tensor that does not fit the model config.json describes; torch's own
+    error is a paragraph listing every key."""
+    expected = model.state_dict()
+    problem = ""
+    for key, tensor in expected.items():
+        if key not in state:
+            problem = f"tensor '{key}' is missing"
+        elif tuple(state[key].shape) != tuple(tensor.shape):
+            problem = (
+                f"tensor '{key}' has shape {tuple(state[key].shape)}, config.json needs {tuple(tensor.shape)}"
+            )
+        if problem:
+            break
+    else:
+        unexpected = [key for key in state if key not in expected]
+        if unexpected:
+            problem = f"tensor '{unexpected[0]}' is not part of this model"
+    if problem:
+        raise GenzooError(
+            f"the weights '{path}' do not match config.json ({problem}); "
+            "retrain the model or restore the run's original files"
+        )

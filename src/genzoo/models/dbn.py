@@ -435,6 +435,12 @@ class DBN(GenerativeModel):
         "eval_every": 500,
     }
 
+    @classmethod
+    def settings_for_steps(cls, steps: int, settings: dict[str, Any]) -> dict[str, Any]:
+        """An even split between the layers, as the defaults have: else the upper layers never train."""
+        layers = len(settings.get("hidden", cls.Config().hidden))
+        return {"layer_steps": max(1, steps // layers)}
+
     def __init__(self, config: DBNConfig):
         super().__init__(config)
         c = config

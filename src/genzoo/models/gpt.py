@@ -73,6 +73,7 @@ class GPT(TokenizedModel):
         "grad_clip": 1.0,
         "max_steps": 2000,
         "eval_every": 250,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: GPTConfig):

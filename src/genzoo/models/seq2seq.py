@@ -58,6 +58,7 @@ class Seq2Seq(TokenizedModel):
         "grad_clip": 1.0,
         "max_steps": 2000,
         "eval_every": 500,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: Seq2SeqConfig):

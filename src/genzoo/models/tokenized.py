@@ -7,7 +7,8 @@ from typing import Any
 
 from genzoo.data.base import DataInfo
 from genzoo.data.text import Tokenizer, tokenizer_from_json
-from genzoo.models.base import GenerativeModel, ModelConfig
+from genzoo.errors import GenzooError
+from genzoo.models.base import GenerativeModel, ModelConfig, atomic_write_text
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -27,9 +28,27 @@ class TokenizedModel(GenerativeModel):
 
     def save_extra(self, directory: Path) -> None:
         if self.tokenizer is not None:
-            (directory / TOKENIZER_FILE).write_text(self.tokenizer.to_json())
+            atomic_write_text(directory / TOKENIZER_FILE, self.tokenizer.to_json())
 
     def load_extra(self, directory: Path) -> None:
         path = directory / TOKENIZER_FILE
-        if path.is_file():
-            self.tokenizer = tokenizer_from_json(path.read_text())
+        if not path.is_file():
+            return
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise GenzooError(
+                f"'{path}' is not a valid genzoo tokenizer (not UTF-8 text: byte {err.start}); "
+                "restore the run's tokenizer.json or retrain"
+            ) from err
+        except OSError as err:
+            raise GenzooError(f"cannot read '{path}' ({err.strerror})") from err
+        tokenizer = tokenizer_from_json(text, source=f"'{path}'")
+        levels = self.config.data_levels
+        if levels is not None and tokenizer.vocab_size != levels:
+            # Token ids past the embedding would crash generation far from the cause.
+            raise GenzooError(
+                f"'{path}' has {tokenizer.vocab_size} tokens but config.json's vocabulary has {levels}; "
+                "restore the run's tokenizer.json or retrain"
+            )
+        self.tokenizer = tokenizer

@@ -115,6 +115,7 @@ class WaveNet(GenerativeModel):
         "grad_clip": 1.0,
         "eval_every": 250,
         "eval_batches": 5,
+        "keep_best": True,  # small data overfit: keep the best validation's weights
     }
 
     def __init__(self, config: WaveNetConfig):

@@ -146,9 +146,7 @@ def steps_settings(model: str, steps: int) -> dict[str, Any]:
     out: dict[str, Any] = {"train.max_steps": steps}
     if "lr_decay_steps" in cls.train_defaults:
         out["train.lr_decay_steps"] = steps
-    if model == "dbn":
-        layers = len(cls.Config().hidden)
-        out["model.layer_steps"] = max(1, steps // layers)
+    out.update({f"model.{k}": v for k, v in cls.settings_for_steps(steps, {}).items()})
     return out
 
 
@@ -160,31 +158,21 @@ def default_steps(model: str) -> int:
 
 
 def calibrate(model: str, data: str, settings: dict[str, Any], seconds: float, device: str) -> dict[str, Any]:
-    """Train `model` for `seconds` in a scratch directory; seconds per step of the real configuration."""
+    """Seconds per step of the real configuration, timed for about `seconds` on a throw-away model."""
     from genzoo.models import get_model_class
     from genzoo.settings import route
-    from genzoo.train.run import RunSpec, setting_fields
+    from genzoo.train.run import RunSpec, build_model, setting_fields
     from genzoo.train.trainer import Trainer
 
-    routed = route(
-        {
-            **settings,
-            "train.time_budget": seconds,
-            "train.max_steps": 10**9,
-            "train.eval_every": 0,
-            "train.checkpoint_every": 10**9,
-        },
-        setting_fields(model, data),
-    )
+    routed = route(settings, setting_fields(model, data))
     spec = RunSpec(model, data, routed["data"], routed["model"], routed["train"])
     config = spec.train_config()
     dataset = spec.load_data()
     with tempfile.TemporaryDirectory() as scratch, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        instance = get_model_class(model).for_data(dataset.info, **spec.model_settings)
+        instance = build_model(get_model_class(model), dataset, spec.model_settings, config.seed)
         trainer = Trainer(instance, dataset, config, scratch, device=device, quiet=True)
-        trainer.fit()
-    return {"steps": trainer.step, "seconds": round(trainer.elapsed, 3)}
+        per_step, _ = trainer.measure_seconds(seconds)
+    return {"seconds_per_step": round(per_step, 6)}
 
 
 # ---- one training, in its own process -------------------------------------------------------
@@ -202,11 +190,11 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     steps, calibration = job.get("steps"), None
     if steps is None:
         calibration = calibrate(model, data, base, job["calibration_seconds"], job["device"])
-        per_step = calibration["seconds"] / max(1, calibration["steps"])
+        per_step = calibration["seconds_per_step"]
         steps = max(1, min(default_steps(model), math.floor(job["time_budget"] / per_step)))
     settings = {**base, **steps_settings(model, steps)}
     if job.get("time_cap"):
-        settings["train.time_budget"] = job["time_cap"]
+        settings["train.time_limit"] = job["time_cap"]
     instance, _ = train(model, data, out, settings, device=job["device"], quiet=job.get("quiet", True))
     state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
     result.update(
@@ -409,14 +397,11 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
 
 def _run_compare(config: CompareConfig) -> dict[str, Any]:
     from genzoo.data import load_dataset
-    from genzoo.models import get_model_class
     from genzoo.report.html import write_report
-    from genzoo.train.run import RunSpec
 
     started = time.perf_counter()
-    for name in config.models:
-        get_model_class(name)  # an unknown name fails before any training
-    dataset = load_dataset(config.data, **config.data_options)  # and so does an unknown dataset
+    dataset = load_dataset(config.data, **config.data_options)  # an unknown dataset fails first
+    existing = _check_inputs(config)  # and so does every other input: before any training starts
     config.out.mkdir(parents=True, exist_ok=True)
     plan_path = config.out / PLAN_FILE
     plan = _read_json(plan_path) or {}
@@ -478,12 +463,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
         records.append(_evaluate(trained, run_dir, config, progress))
         progress.job_done(trained=not reused)
 
-    for run in config.runs:
-        spec = RunSpec.read(run)
-        if spec.data != config.data:
-            raise GenzooError(
-                f"run '{run}' was trained on '{spec.data}', not '{config.data}'; compare like with like"
-            )
+    for run, spec in existing:
         trained = _existing_run(Path(run), spec.model)
         records.append(_evaluate(trained, Path(run), config, progress))
         progress.job_done(trained=False)
@@ -505,6 +485,31 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
     progress.left_jobs = 0
     progress.say(f"wrote {config.out / 'index.html'} and results.json")
     return results
+
+
+def _check_inputs(config: CompareConfig) -> list[tuple[Path, Any]]:
+    """Every model's settings routed and validated, every --runs directory read; the runs' specs."""
+    from genzoo.models import get_model_class
+    from genzoo.settings import route
+    from genzoo.train.run import RunSpec, setting_fields
+
+    for model in config.models:
+        get_model_class(model)
+        settings = {**COMPARE_SETTINGS.get(model, {}), **config.settings.get(model, {})}
+        routed = route(settings, setting_fields(model, config.data))
+        RunSpec(model, config.data, {}, routed["model"], routed["train"]).train_config()
+    existing = []
+    for run in config.runs:
+        spec = RunSpec.read(run)
+        get_model_class(spec.model)
+        if spec.data != config.data:
+            raise GenzooError(
+                f"run '{run}' was trained on '{spec.data}', not '{config.data}'; compare like with like"
+            )
+        if not (Path(run) / "model.safetensors").is_file():
+            raise GenzooError(f"run '{run}' has no model.safetensors yet; let its training finish first")
+        existing.append((Path(run), spec))
+    return existing
 
 
 def _existing_run(run: Path, model: str) -> dict[str, Any]:

@@ -24,7 +24,10 @@ class TrainConfig:
     ema_decay: float = 0.0  # 0 = no EMA; else e.g. 0.999
     max_steps: int = 2000  # used when neither epochs nor time_budget is given
     epochs: float = 0.0  # > 0: train this many passes over the training split instead
-    time_budget: float = 0.0  # seconds; > 0: stop when spent (the schedule assumes max_steps)
+    # Seconds; > 0: `genzoo.train.train` times a few steps first and plans max_steps (and the
+    # schedule's horizon) to fit, then records them in run.json. A plan, not a cut-off.
+    time_budget: float = 0.0
+    time_limit: float = 0.0  # seconds; > 0: a hard stop, whatever the plan (compare's guard)
     eval_every: int = 500  # validation loss every N steps (0 = only at the end)
     eval_batches: int = 20  # batches of the val split per validation
     # Keep the weights with the lowest val_loss seen at a validation as model.safetensors (the
@@ -55,6 +58,9 @@ class TrainConfig:
             (self.max_steps > 0, "max_steps must be > 0"),
             (self.epochs >= 0, "epochs must be >= 0"),
             (self.time_budget >= 0, "time_budget must be >= 0"),
+            (self.time_limit >= 0, "time_limit must be >= 0"),
+            (not (self.time_budget and self.epochs), "give epochs or time_budget, not both"),
+            (0 <= self.seed < 2**32, "seed must be in 0 .. 2**32 - 1"),
             (self.checkpoint_every > 0, "checkpoint_every must be > 0"),
             (self.log_every > 0, "log_every must be > 0"),
             (self.max_nonfinite > 0, "max_nonfinite must be > 0"),

@@ -14,6 +14,10 @@ RUN_DIR/
 from __future__ import annotations
 
 import json
+import math
+import shutil
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +27,15 @@ import torch
 from genzoo.data import Dataset, dataset_options, load_dataset
 from genzoo.data.registry import resolve
 from genzoo.errors import GenzooError
+from genzoo.memory import FLOAT_BYTES, TRAINING_COPIES, check_fits, parameter_count
 from genzoo.models import GenerativeModel, get_model_class
-from genzoo.models.base import load
+from genzoo.models.base import atomic_write_text, load
 from genzoo.settings import dataclass_hints, route
 from genzoo.train.config import TrainConfig
+from genzoo.train.device import resolve_device
+from genzoo.train.lock import RunLock
 from genzoo.train.monitor import collapse_monitor
-from genzoo.train.trainer import STATE_FILE, Trainer
+from genzoo.train.trainer import METRICS_FILE, STATE_FILE, Trainer
 
 RUN_FILE = "run.json"
 PREVIEW_FILE = "samples.png"
@@ -44,6 +51,8 @@ class RunSpec:
     data_options: dict[str, Any] = field(default_factory=dict)
     model_settings: dict[str, Any] = field(default_factory=dict)
     train_settings: dict[str, Any] = field(default_factory=dict)
+    # How a time budget became max_steps (and what it fixed), when the run was given one.
+    budget_plan: dict[str, Any] | None = None
 
     def train_config(self) -> TrainConfig:
         defaults = get_model_class(self.model).train_defaults
@@ -56,7 +65,7 @@ class RunSpec:
         from genzoo import __version__
 
         payload = {**self.__dict__, "genzoo_version": __version__}
-        (run_dir / RUN_FILE).write_text(json.dumps(payload, indent=2))
+        atomic_write_text(run_dir / RUN_FILE, json.dumps(payload, indent=2))
 
     @classmethod
     def read(cls, run_dir: str | Path) -> RunSpec:
@@ -67,8 +76,9 @@ class RunSpec:
             )
         try:
             payload = json.loads(path.read_text())
-            return cls(**{k: payload[k] for k in cls.__dataclass_fields__})
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            fields = {k: payload[k] for k in cls.__dataclass_fields__ if k in payload}
+            return cls(**fields)
+        except (ValueError, KeyError, TypeError) as err:
             raise GenzooError(f"'{path}' is corrupt ({err}); retrain the run") from err
 
 
@@ -96,46 +106,169 @@ def train(
     """Train `model` on `data` into the run directory `out`; returns the model (with the
     inference weights model.safetensors holds) and the last metrics.
 
+    Every input is checked before anything is written; the run directory is locked for the
+    whole call (a second writer gets a GenzooError naming the first); a run that stopped before
+    its first checkpoint starts again from step 0 (with or without `resume`).
+
     >>> model, metrics = train("vae", "digits", "runs/vae", {"max_steps": 200})  # doctest: +SKIP
     """
     out = Path(out)
-    get_model_class(model)  # fail early on an unknown name
+    cls = get_model_class(model)  # fail early on an unknown name
     routed = route(settings or {}, setting_fields(model, str(data)))
-    if resume:
-        spec = RunSpec.read(out)
-        if spec.model != model:
-            raise GenzooError(f"'{out}' is a run of '{spec.model}', not '{model}'")
-        if routed["model"] or routed["data"]:
-            raise GenzooError(
-                "a resumed run keeps its model and data settings; only training settings may change"
-            )
-        spec.train_settings.update(routed["train"])
-    else:
-        if (out / STATE_FILE).exists() or (out / RUN_FILE).exists():
+    if out.exists() and not out.is_dir():
+        raise GenzooError(f"--out '{out}' is a file; give a directory for the run")
+    spec = _spec_to_resume(out, model, data, routed) if resume else None
+    spec = spec or RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
+    config = spec.train_config()
+    dataset = spec.load_data()
+    instance = build_model(cls, dataset, spec.model_settings, config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        for leftover in out.glob("*.tmp"):  # a write that a kill cut short; the real file is intact
+            leftover.unlink()
+        has_checkpoint = (out / STATE_FILE).is_file()
+        if has_checkpoint and not resume:
             raise GenzooError(
                 f"'{out}' already holds a run; pass --resume to continue it or choose another --out"
             )
-        spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
-    config = spec.train_config()
-    dataset = spec.load_data()
-    torch.manual_seed(config.seed)  # the model's initial weights
-    instance = get_model_class(model).for_data(dataset.info, **spec.model_settings)
-    monitor = (
-        collapse_monitor(dataset, config.monitor_samples, config.seed) if config.monitor_samples else None
-    )
-    trainer = Trainer(instance, dataset, config, out, device=device, quiet=quiet, monitor=monitor)
-    out.mkdir(parents=True, exist_ok=True)
-    spec.save(out)
-    metrics = trainer.fit(resume=resume)
-    instance.load_state_dict(trainer.inference_state())  # what model.safetensors holds (EMA, best)
-    write_preview(instance, dataset, out / PREVIEW_FILE, config.seed)
+        if (out / RUN_FILE).is_file() and not has_checkpoint:
+            _say(f"'{out}' holds a run stopped before its first checkpoint; starting it from step 0")
+            _clear_attempt(out)
+        previous_spec = (out / RUN_FILE).read_bytes() if (out / RUN_FILE).is_file() else None
+        monitor = (
+            collapse_monitor(dataset, config.monitor_samples, config.seed) if config.monitor_samples else None
+        )
+        trainer = Trainer(instance, dataset, config, out, device=device, quiet=quiet, monitor=monitor)
+        if has_checkpoint:
+            trainer.load_checkpoint()  # before run.json is rewritten: a bad checkpoint changes nothing
+        elif config.time_budget:
+            instance, trainer = _plan_budget(trainer, spec, cls, dataset, device)
+        spec.save(out)
+        try:
+            metrics = trainer.fit(resume=has_checkpoint)
+        except GenzooError:  # diverged: the checkpoint is untouched, and so is what run.json said
+            if previous_spec is not None:
+                atomic_write_text(out / RUN_FILE, previous_spec.decode())
+            raise
+        instance.load_state_dict(trainer.inference_state())  # what model.safetensors holds (EMA, best)
+        write_preview(instance, dataset, out / PREVIEW_FILE, trainer.config.seed)
     return instance, metrics
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[GenerativeModel, RunSpec]:
+def _spec_to_resume(out: Path, model: str, data: str | Path, routed: dict[str, dict]) -> RunSpec:
+    """The run's own spec, with the training settings changed as asked; refuses any other change."""
+    spec = RunSpec.read(out)
+    if spec.model != model:
+        raise GenzooError(f"'{out}' is a run of '{spec.model}', not '{model}'")
+    if not _same_data(spec.data, str(data)):
+        raise GenzooError(
+            f"'{out}' was trained on '{spec.data}', not '{data}'; resume it with --data {spec.data}"
+        )
+    if routed["model"] or routed["data"]:
+        raise GenzooError(
+            "a resumed run keeps its model and data settings; only training settings may change"
+        )
+    spec.train_settings.update(routed["train"])
+    return spec
+
+
+def _same_data(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def _clear_attempt(out: Path) -> None:
+    """What a run that never checkpointed logged: it describes steps that no longer exist."""
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    shutil.rmtree(out / "tb", ignore_errors=True)
+
+
+def build_model(cls: type[GenerativeModel], dataset: Dataset, settings: dict[str, Any], seed: int):
+    """The model with its seeded initial weights; refused up front when training it cannot fit in memory."""
+    try:
+        count = parameter_count(lambda: cls.for_data(dataset.info, **settings))
+    except (RuntimeError, NotImplementedError):  # families that compute on tensors while building
+        count = None
+    if count is not None:
+        check_fits(
+            count * FLOAT_BYTES * TRAINING_COPIES,
+            f"training this {count:,}-parameter model",
+            "lower the size settings (--set ...)",
+        )
+    torch.manual_seed(seed)  # the model's initial weights
+    try:
+        return cls.for_data(dataset.info, **settings)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "memory" not in str(err):
+            raise
+        first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise GenzooError(f"the model does not fit in memory ({first}); lower the size settings") from None
+
+
+def _plan_budget(
+    trainer: Trainer, spec: RunSpec, cls: type[GenerativeModel], dataset: Dataset, device: str
+) -> tuple[GenerativeModel, Trainer]:
+    """Turn the time budget into a step count: time a few steps (and a validation) on a copy, plan
+    the steps that fit in what is left, fix the schedule's horizon (and the family's step-dependent
+    settings) to them, and record the plan in run.json. The run is then exactly `--max-steps N`
+    with the recorded settings, on any machine, however busy."""
+    config = trainer.config
+    started = time.perf_counter()
+    per_step, per_validation = trainer.measure_seconds(min(20.0, max(1.0, 0.03 * config.time_budget)))
+    left = config.time_budget - (time.perf_counter() - started)
+    cost = per_step + (per_validation / config.eval_every if config.eval_every else 0.0)
+    steps = max(1, math.floor(left / cost))
+    given = set(spec.train_settings)
+    spec.train_settings.pop("time_budget")
+    spec.train_settings["max_steps"] = steps
+    fixed = {}
+    if "lr_decay_steps" not in given and config.lr_decay_steps:
+        fixed["lr_decay_steps"] = steps  # the family's fixed horizon would cut the schedule short
+    spec.train_settings.update(fixed)
+    model_fixed = {
+        k: v
+        for k, v in cls.settings_for_steps(steps, spec.model_settings).items()
+        if k not in spec.model_settings
+    }
+    spec.model_settings.update(model_fixed)
+    spec.budget_plan = {
+        "time_budget": config.time_budget,
+        "seconds_per_step": round(per_step, 6),
+        "seconds_per_validation": round(per_validation, 6),
+        "max_steps": steps,
+        "reproduce": " ".join(
+            [f"--max-steps {steps}", *(f"--set {k}={v}" for k, v in {**fixed, **model_fixed}.items())]
+        ),
+    }
+    _say(
+        f"planned {steps} steps for the {config.time_budget:g} s budget ({per_step:.4g} s a step); "
+        f"`{spec.budget_plan['reproduce']}` reproduces this run",
+    )
+    config = spec.train_config()
+    instance = build_model(cls, dataset, spec.model_settings, config.seed)
+    fresh = Trainer(
+        instance,
+        dataset,
+        config,
+        trainer.out_dir,
+        device=device,
+        quiet=trainer.quiet,
+        monitor=trainer.monitor,
+    )
+    return instance, fresh
+
+
+def _say(text: str) -> None:
+    """A notice the user must see, progress bar or not: what genzoo decided on their behalf."""
+    print(f"genzoo: {text}", file=sys.stderr)
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[GenerativeModel, RunSpec]:
     """The trained model (inference weights) and its spec."""
     spec = RunSpec.read(run_dir)
-    return load(run_dir, device=device), spec
+    return load(run_dir, device=resolve_device(device)), spec
 
 
 def write_preview(model: GenerativeModel, dataset: Dataset, path: Path, seed: int) -> None:

@@ -6,13 +6,22 @@ that decides the trajectory (weights, optimizer moments, RNG, step) is checkpoin
 so a stopped run resumed with `resume=True` ends bit-identical to an uninterrupted one.
 With `keep_best`, model.safetensors holds the weights of the best validation instead of the
 last step; trainer_state.pt keeps both.
+
+Faults: Ctrl-C and SIGTERM are deferred to the end of the current step, which is then
+checkpointed (a second signal stops at once, keeping the last checkpoint); a divergence abort
+saves nothing, so the last good checkpoint stays as it was; on resume, metrics.jsonl loses the
+lines logged after the checkpoint, so a kill -9 leaves no duplicate steps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,7 +34,7 @@ from tqdm.auto import tqdm
 
 from genzoo.data.base import Dataset
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, Phase
+from genzoo.models.base import GenerativeModel, Phase, atomic_write_text
 from genzoo.train.config import TrainConfig
 from genzoo.train.device import resolve_device
 from genzoo.train.ema import EMA
@@ -68,6 +77,8 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.best: dict[str, Any] | None = None  # {"step", "val_loss", "state"} under keep_best
+        self.checkpoint_step: int | None = None  # the step trainer_state.pt holds, once there is one
+        self.stop_signal: str | None = None  # a deferred SIGINT/SIGTERM, acted on at the step's end
         self.total_steps = self._total_steps()
 
     # ---- setup ----------------------------------------------------------------------
@@ -117,13 +128,17 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, float]:
-        """Train until the step or time budget is spent; returns the last train and val metrics."""
+        """Train until the planned steps are done; returns the last train and val metrics.
+
+        `resume=True` loads trainer_state.pt first (unless `load_checkpoint` already ran).
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
+        if resume and self.checkpoint_step is None:
             self.load_checkpoint()
-        elif (self.out_dir / STATE_FILE).exists():
+        elif not resume and (self.out_dir / STATE_FILE).exists():
             raise GenzooError(f"'{self.out_dir}' already holds a run; pass --resume or choose another --out")
-        writer = _TensorBoard(self.out_dir)
+        self._drop_metrics_after(self.step)
+        writer = _TensorBoard(self.out_dir, purge_step=self.step)
         window: dict[str, list[float]] = defaultdict(list)
         last: dict[str, float] = {}
         last_val: dict[str, float] = {}
@@ -135,9 +150,9 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter() - self.elapsed
-        try:
+        with self._deferred_signals(), contextlib.closing(bar), contextlib.closing(writer):
             while self.step < self.total_steps:
-                if self.config.time_budget and time.perf_counter() - started >= self.config.time_budget:
+                if self.config.time_limit and time.perf_counter() - started >= self.config.time_limit:
                     break
                 logs = self._train_step()
                 for k, v in logs.items():
@@ -155,16 +170,36 @@ class Trainer:
                     last_val = self._validate(writer)
                 if self.step % self.config.checkpoint_every == 0:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
+                if self.stop_signal is not None:
+                    self.save_checkpoint()
+                    raise KeyboardInterrupt(self.stop_signal)
+            if not self.config.eval_every or self.step % self.config.eval_every:
+                last_val = self._validate(writer)
             self.save_checkpoint()
-            bar.close()
-            raise
-        bar.close()
-        if not self.config.eval_every or self.step % self.config.eval_every:
-            last_val = self._validate(writer)
-        self.save_checkpoint()
-        writer.close()
         return {**last, **last_val}
+
+    @contextlib.contextmanager
+    def _deferred_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM set `stop_signal`; the loop checkpoints at the step's end and stops.
+
+        Stopping mid-step would save a step counter that disagrees with the optimizer and RNG
+        states. A second signal raises at once and saves nothing: the last checkpoint stays.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals are delivered to the main thread only
+            return
+
+        def defer(signum, frame) -> None:
+            if self.stop_signal is not None:
+                raise KeyboardInterrupt(signal.Signals(signum).name)
+            self.stop_signal = signal.Signals(signum).name
+
+        previous = {sig: signal.signal(sig, defer) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _lr(self) -> float:
         return self.optimizers[0].param_groups[0]["lr"]
@@ -218,10 +253,15 @@ class Trainer:
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
         if self.nonfinite_in_a_row >= self.config.max_nonfinite:
-            self.save_checkpoint()
+            # Nothing is saved: the weights have diverged, and the last checkpoint is the good state.
+            if self.checkpoint_step is None:
+                kept = "nothing was saved: start again"
+            else:
+                kept = f"the checkpoint of step {self.checkpoint_step} is kept: continue it with --resume"
             raise GenzooError(
                 f"the loss ({phase}) was non-finite for {self.nonfinite_in_a_row} steps in a row at step "
-                f"{self.step}; lower the learning rate (--set lr=...) or set grad_clip (--set grad_clip=1)"
+                f"{self.step}; {kept}, and lower the learning rate (--set lr=...) or set grad_clip "
+                "(--set grad_clip=1)"
             )
 
     def _autocast(self):
@@ -229,8 +269,19 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    @torch.no_grad()
     def _validate(self, writer: _TensorBoard) -> dict[str, float]:
+        result = self._validation_metrics()
+        if self.config.keep_best:
+            self._remember_if_best(result)
+        if result:
+            self._log({"step": self.step, "split": "val", **result})
+            writer.scalars("val", {k[4:]: v for k, v in result.items()}, self.step)
+        return result
+
+    @torch.no_grad()
+    def _validation_metrics(self) -> dict[str, float]:
+        """Mean losses over the first `eval_batches` batches of the val split (`val_examples` of
+        them), plus the sample monitor's diagnostics."""
         self.model.eval()
         totals: dict[str, float] = defaultdict(float)
         count = 0
@@ -244,14 +295,39 @@ class Trainer:
                     totals[k] += float(v) * n
                 count += n
         result = {f"val_{k}": v / count for k, v in totals.items()}
+        if count:
+            result["val_examples"] = float(count)
         if self.monitor is not None:
             result.update({f"val_{k}": float(v) for k, v in self.monitor(self.model).items()})
-        if self.config.keep_best:
-            self._remember_if_best(result)
-        if result:
-            self._log({"step": self.step, "split": "val", **result})
-            writer.scalars("val", {k[4:]: v for k, v in result.items()}, self.step)
         return result
+
+    def measure_seconds(self, seconds: float) -> tuple[float, float]:
+        """Seconds per training step and per validation, timed for about `seconds` on a copy of
+        the model and optimizers: this trainer, its model and the random streams stay as they were.
+        """
+        probe = copy.copy(self)
+        probe.model = copy.deepcopy(self.model)
+        probe.phases = probe.model.phases()
+        probe.optimizers = [probe._make_optimizer(p) for p in probe.phases]
+        probe.ema = EMA(probe.model, self.config.ema_decay) if self.ema is not None else None
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            probe._train_step()  # the first step pays for allocations and kernel choices
+            sync()
+            start, steps = time.perf_counter(), 0
+            while steps < 3 or (time.perf_counter() - start < seconds and steps < 200):
+                probe._train_step()
+                probe.step += 1
+                steps += 1
+                sync()
+            per_step = (time.perf_counter() - start) / steps
+            per_validation = 0.0
+            if self.val_set is not None and self.config.eval_every:
+                start = time.perf_counter()
+                probe._validation_metrics()
+                sync()
+                per_validation = time.perf_counter() - start
+        return per_step, per_validation
 
     def _remember_if_best(self, result: dict[str, float]) -> None:
         if "val_loss" not in result:  # no validation split: the last weights are the ones kept
@@ -264,6 +340,22 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Forget log lines past `step` (written after the checkpoint a resume starts from), and
+        a torn last line from a kill mid-write, so every step is logged once."""
+        path = self.out_dir / METRICS_FILE
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line)
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # ---- checkpoints ----------------------------------------------------------------
     def inference_state(self) -> dict[str, torch.Tensor]:
@@ -298,39 +390,55 @@ class Trainer:
         tmp = self.out_dir / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.out_dir / STATE_FILE)
+        self.checkpoint_step = self.step
 
     def load_checkpoint(self) -> None:
+        """Restore everything trainer_state.pt holds; a file that is not this run's checkpoint is a
+        GenzooError, and nothing is changed on disk."""
         path = self.out_dir / STATE_FILE
         if not path.is_file():
             raise GenzooError(f"cannot resume: '{path}' does not exist; drop --resume to start a new run")
+        not_ours = f"cannot resume: '{path}' is not a genzoo checkpoint"
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:
-            raise GenzooError(f"cannot resume: '{path}' is unreadable ({err})") from err
-        self.model.load_state_dict(state["model"])
-        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(opt_state)
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"].cpu())
+        except Exception as err:  # torch raises pickle, zip and runtime errors alike
+            raise GenzooError(f"{not_ours} ({type(err).__name__}); restore it or train a new run") from None
+        try:
+            self.model.load_state_dict(state["model"])
+            if len(state["optimizers"]) != len(self.optimizers):
+                raise ValueError("optimizer count")
+            for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(opt_state)
+            if self.ema is not None and state["ema"] is not None:
+                self.ema.load_state_dict(state["ema"])
+            rng = state["rng"].cpu()
+            step, elapsed, nonfinite = (
+                int(state["step"]),
+                float(state["elapsed"]),
+                int(state["nonfinite_total"]),
+            )
+            best = state.get("best")
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            raise GenzooError(f"{not_ours} of this model ({reason}); restore it or train a new run") from None
+        torch.set_rng_state(rng)
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.step = state["step"]
-        self.elapsed = state["elapsed"]
-        self.nonfinite_total = state["nonfinite_total"]
-        self.best = state.get("best")
+        self.step, self.elapsed, self.nonfinite_total, self.best = step, elapsed, nonfinite, best
+        self.checkpoint_step = step
 
 
 class _TensorBoard:
     """Scalars to TensorBoard when it is installed; silently nothing otherwise."""
 
-    def __init__(self, out_dir: Path):
+    def __init__(self, out_dir: Path, purge_step: int):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             self.writer = None
         else:
-            self.writer = SummaryWriter(str(out_dir / "tb"))
+            # purge_step: a resumed run hides the events logged after its checkpoint.
+            self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         if self.writer:

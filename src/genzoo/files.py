@@ -1,0 +1,29 @@
+"""Files genzoo writes get the permissions of any file the process creates: 0o666 minus the umask.
+
+safetensors and `tempfile.mkstemp` create their files with mode 0600, so a run written by one
+user would be unreadable to the group that shares it; `use_umask` restores the usual mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux allows (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def use_umask(path: str | Path) -> None:
+    """Give `path` the mode `open()` would have given a new file: 0o666 masked by the umask."""
+    os.chmod(path, 0o666 & ~umask())
