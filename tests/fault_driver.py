@@ -7,6 +7,7 @@ FAULT is `none` or `KIND:N`:
   sigint-step:N     SIGINT in the middle of step N (the Trainer defers it to the step's end)
   sigterm-step:N    SIGTERM, likewise
   double-sigint:N   two SIGINTs in the middle of step N (the second stops at once, saving nothing)
+  full-disk:N       the N-th write of trainer_state.pt fills the disk: half a file, then ENOSPC
   pause-step:N      at step N, create the file $FAULT_PAUSED and sleep until $FAULT_RESUME exists
 
 The tiny test model of conftest.py is registered, so runs take milliseconds a step.
@@ -14,6 +15,7 @@ The tiny test model of conftest.py is registered, so runs take milliseconds a st
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -45,6 +47,21 @@ def _half_written_then_killed(write, nth: int):
     return wrapped
 
 
+def _disk_full_at(write, nth: int):
+    calls = {"n": 0}
+
+    def wrapped(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] < nth:
+            return write(obj, path, *args, **kwargs)
+        write(obj, path, *args, **kwargs)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    return wrapped
+
+
 def _during_step(step: int, act) -> None:
     original = trainer_module.Trainer._train_step
 
@@ -71,6 +88,8 @@ def inject(fault: str) -> None:
     n = int(n)
     if kind == "kill-state":
         trainer_module.torch.save = _half_written_then_killed(torch.save, n)
+    elif kind == "full-disk":
+        trainer_module.torch.save = _disk_full_at(torch.save, n)
     elif kind == "kill-weights":
         base.save_file = _half_written_then_killed(base.save_file, n)
     elif kind == "kill-step":

@@ -415,3 +415,163 @@ def test_weights_get_the_mode_of_other_files(gaussian_model, tmp_path, umask):
 def test_trained_weights_are_as_readable_as_the_config(workspace):
     run = workspace.run("gaussian")  # copies keep the modes training gave
     assert (run / "model.safetensors").stat().st_mode == (run / "config.json").stat().st_mode
+
+
+# ---- commands and runs: the second table -------------------------------------------------------
+# A row: id, prepare(ws) -> the run or file the command must leave as it was, argv(that, tmp), the
+# fragment. Commands that would create something (a new run, a report) aim at tmp/"new", which
+# must not exist afterwards.
+
+
+class Pickled:
+    """What a hostile trainer_state.pt holds: an object whose unpickling runs a command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def gaussian_run(ws: Workspace) -> Path:
+    return ws.run("gaussian")
+
+
+def state_hostile(ws: Workspace) -> Path:
+    run = ws.run("gaussian")
+    torch.save({"step": Pickled(ws.tmp / "pwned")}, run / "trainer_state.pt")
+    return run
+
+
+def state_of_another_model(ws: Workspace) -> Path:
+    run = ws.run("gaussian")
+    shutil.copy(ws.run("gpt") / "trainer_state.pt", run / "trainer_state.pt")
+    return run
+
+
+def state_truncated(ws: Workspace) -> Path:
+    run = ws.run("gaussian")
+    state = run / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    return run
+
+
+def a_file(ws: Workspace) -> Path:
+    path = ws.tmp / "notes.txt"
+    path.write_text("not a folder\n")
+    return path
+
+
+def read_only_folder(ws: Workspace) -> Path:
+    """A folder nobody may write in. root writes anywhere it has permission bits for, so there the
+    folder is /sys, which refuses new entries even to root."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = ws.tmp / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def run_and_read_only_folder(ws: Workspace) -> Path:
+    ws.run("gaussian")
+    return read_only_folder(ws)
+
+
+def run_and_a_file(ws: Workspace) -> Path:
+    ws.run("gaussian")
+    return a_file(ws)
+
+
+def resume(run: Path, *extra: str) -> list[str]:
+    return ["train", "test-gaussian", "--data", "digits", "--out", str(run), "--resume", "--quiet", *extra]
+
+
+def new_gaussian(*extra: str) -> Argv:
+    return lambda _, tmp: [*train_gaussian(tmp / "new"), *extra]
+
+
+COMMAND_CASES: list[tuple[str, Prepare, Argv, str]] = [
+    # huge values
+    ("seed-huge-train", gaussian_run, new_gaussian("--seed", str(10**23)), "seed must be in 0 .. 2**32 - 1"),
+    ("seed-huge-sample", gaussian_run, lambda r, t: [*sample(r, t), "--seed", str(10**23)], "seed must be"),
+    ("seed-negative", gaussian_run, new_gaussian("--seed", "-1"), "seed must be in 0"),
+    (
+        "model-too-large",
+        gaussian_run,
+        lambda _, t: ["train", "vae", "--data", "digits", "--out", str(t / "new"), "--set", "latent_dim=10**9"],
+        "setting 'latent_dim' expects int",
+    ),
+    (
+        "model-too-large-for-memory",
+        gaussian_run,
+        lambda _, t: ["train", "vae", "--data", "digits", "--out", str(t / "new"), "--set", "latent_dim=1000000000"],
+        "lower the size settings",
+    ),
+    ("sample-n-huge", gaussian_run, lambda r, t: ["sample", str(r), "-n", "100000000", "--out", str(t / "x.png")],
+     "ask for fewer with -n"),
+    # devices
+    *(
+        [
+            ("sample-on-missing-cuda", gaussian_run, lambda r, t: [*sample(r, t), "--device", "cuda"], "no CUDA GPU"),
+            ("evaluate-on-missing-cuda", gaussian_run, lambda r, t: [*evaluate(r, t), "--device", "cuda"], "no CUDA GPU"),
+        ]
+        if not torch.cuda.is_available()
+        else []
+    ),
+    # where results go
+    ("train-out-empty", gaussian_run, lambda _, t: ["train", "vae", "--data", "digits", "--out", ""], "must not be empty"),
+    ("sample-out-empty", gaussian_run, lambda r, t: ["sample", str(r), "--out", ""], "must not be empty"),
+    ("train-out-is-a-file", a_file, lambda f, t: ["train", "test-gaussian", "--data", "digits", "--out", str(f)], "is a file"),
+    ("train-out-under-a-file", a_file, lambda f, t: train_gaussian(f / "run"), "which is a file"),
+    ("sample-out-under-a-file", run_and_a_file, lambda f, t: ["sample", str(t / "gaussian-run"), "--out", str(f / "x.png")],
+     "which is a file"),
+    ("sample-out-is-a-folder", gaussian_run, lambda r, t: ["sample", str(r), "--out", str(r)], "is a directory"),
+    ("train-out-read-only", read_only_folder, lambda d, t: train_gaussian(d / "genzoo-run"), "genzoo-run"),
+    ("sample-out-read-only", run_and_read_only_folder, lambda d, t: ["sample", str(t / "gaussian-run"), "--out", str(d / "x.png")],
+     "x.png"),
+    # resuming
+    ("resume-hostile-state", state_hostile, lambda r, t: resume(r), "is not a genzoo checkpoint"),
+    ("resume-other-models-state", state_of_another_model, lambda r, t: resume(r), "not a genzoo checkpoint of this model"),
+    ("resume-truncated-state", state_truncated, lambda r, t: resume(r), "is not a genzoo checkpoint"),
+    ("resume-other-data", gaussian_run, lambda r, t: [*resume(r)[:2], "--data", "toy2d-ring", *resume(r)[4:]],
+     "was trained on 'digits', not 'toy2d-ring'"),
+    ("resume-model-setting", gaussian_run, lambda r, t: resume(r, "--set", "noisy_loss=false"), "keeps its model"),
+    ("rerun-finished", gaussian_run, lambda r, t: train_gaussian(r), "already holds a run"),
+    # flags that do not apply
+    ("sample-prompt-to-an-image-model", gaussian_run, lambda r, t: [*sample(r, t), "--prompt", "once"],
+     "does not take --prompt"),
+    ("sample-input-to-an-image-model", gaussian_run, lambda r, t: [*sample(r, t), "--input", "x"], "does not take --input"),
+    ("sample-seconds-to-text", lambda ws: ws.run("gpt"), lambda r, t: [*sample_text(r, t), "--seconds", "2"],
+     "does not take --seconds"),
+    ("sample-sampler-to-text", lambda ws: ws.run("gpt"), lambda r, t: [*sample_text(r, t), "--sampler", "ddim"],
+     "does not take --sampler"),
+    # usage mistakes argparse finds
+    ("train-without-data", gaussian_run, lambda _, t: ["train", "vae", "--out", str(t / "new")], "--data"),
+    ("unknown-flag", gaussian_run, lambda r, t: [*sample(r, t), "--temprature", "2"], "unrecognized arguments"),
+    # compare checks everything before it trains anything
+    ("compare-bad-runs", gaussian_run, lambda r, t: ["compare", "--data", "digits", "--models", "test-gaussian",
+     "--max-steps", "2", "--runs", str(t / "nowhere"), "--out", str(t / "new")], "is not a genzoo run"),
+    ("compare-runs-of-other-data", gaussian_run, lambda r, t: ["compare", "--data", "toy2d-ring", "--models",
+     "test-gaussian", "--max-steps", "2", "--runs", str(r), "--out", str(t / "new")], "was trained on 'digits'"),
+    ("compare-runs-hostile-state", state_hostile, lambda r, t: ["compare", "--data", "digits", "--models",
+     "test-gaussian", "--max-steps", "2", "--runs", str(r), "--out", str(t / "new")], "is not a genzoo checkpoint"),
+    ("compare-bad-setting", gaussian_run, lambda r, t: ["compare", "--data", "digits", "--models", "test-gaussian",
+     "--max-steps", "2", "--set", "test-gaussian.lr=-1", "--out", str(t / "new")], "lr must be > 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "prepare, argv, fragment", [c[1:] for c in COMMAND_CASES], ids=[c[0] for c in COMMAND_CASES]
+)
+def test_bad_command_is_one_line(workspace, capsys, prepare, argv, fragment):
+    target = prepare(workspace)
+    watched = [target] if target.is_relative_to(workspace.tmp) else []
+    assert_user_error(capsys, argv(target, workspace.tmp), fragment, watched)
+    assert not (workspace.tmp / "new").exists()
+    assert not (workspace.tmp / "pwned").exists()  # nothing in a checkpoint ever runs
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    with pytest.raises(GenzooError, match="not a genzoo run"):
+        main(["evaluate", str(tmp_path), "--debug"])

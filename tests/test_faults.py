@@ -95,8 +95,9 @@ SCENARIOS = {
     "double SIGINT": [f"double-sigint:{_random_step()}"],
     "kill-9 before the first checkpoint": ["kill-step:5"],
     "SIGINT, then kill-9 in a write": [f"sigint-step:{RNG.randint(2, 20)}", "kill-state:3"],
+    "disk full in a checkpoint write": [f"full-disk:{RNG.randint(1, 8)}"],
 }
-EXPECTED_EXIT = {"kill": -signal.SIGKILL, "sigint": 130, "sigterm": 130, "double": 130}
+EXPECTED_EXIT = {"kill": -signal.SIGKILL, "sigint": 130, "sigterm": 130, "double": 130, "full": 2}
 
 
 @pytest.mark.parametrize("faults", SCENARIOS.values(), ids=SCENARIOS.keys())
@@ -106,6 +107,8 @@ def test_faulted_run_resumes_bit_identically(uninterrupted, tmp_path, faults):
         proc = drive(fault, run, resume=i > 0)
         assert proc.returncode == EXPECTED_EXIT[fault.split("-")[0]], (fault, proc.stderr)
         assert "Traceback" not in proc.stderr
+        if fault.startswith("full-disk"):
+            assert "No space left on device" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = drive("none", run, resume=True)
     assert proc.returncode == 0, proc.stderr
     assert_same_run(run, uninterrupted)

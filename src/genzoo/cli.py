@@ -15,6 +15,7 @@ import torch
 
 from genzoo.data.media import MEDIA_SUFFIXES, media_options, write_media
 from genzoo.errors import GenzooError
+from genzoo.files import check_writable
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -240,8 +241,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     if args.n is not None and args.n <= 0:
         raise GenzooError("-n must be a positive number of samples")
-    if args.out is not None and args.out.is_dir():
-        raise GenzooError(f"--out '{args.out}' is a directory; give a file name such as samples.png")
+    if args.out is not None:
+        _check_out_file(args.out)
     model, spec = load_run(args.run, device=args.device)
     options = _family_options(args, SAMPLE_OPTIONS, model.sample, spec.model)
     n = args.n or (1 if any(m.startswith("text") for m in model.modalities) else 64)
@@ -313,10 +314,17 @@ def _sample_text(args: argparse.Namespace, model, options: dict, n: int) -> None
         args.out.write_text("\n".join(texts) + "\n")
 
 
+def _check_out_file(out: Path) -> None:
+    if out.is_dir():
+        raise GenzooError(f"--out '{out}' is a directory; give a file name such as samples.png")
+    check_writable(out, "--out")
+
+
 def cmd_inpaint(args: argparse.Namespace) -> None:
     from genzoo.train.run import load_run
 
     _check_out(args.out)
+    _check_out_file(args.out)
     model, spec = load_run(args.run, device=args.device)
     if not hasattr(model, "inpaint"):
         raise GenzooError(f"model '{spec.model}' cannot inpaint; train a ddpm")
@@ -462,7 +470,10 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage mistake already said in one line
+        return int(stop.code or 0)
     try:
         COMMANDS[args.command](args)
     except GenzooError as err:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from genzoo.errors import GenzooError
+
 
 def umask() -> int:
     """The process's umask, read without changing it where Linux allows (other threads may be creating files)."""
@@ -27,3 +29,14 @@ def umask() -> int:
 def use_umask(path: str | Path) -> None:
     """Give `path` the mode `open()` would have given a new file: 0o666 masked by the umask."""
     os.chmod(path, 0o666 & ~umask())
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Refuse an output path that cannot be created, before any work: one under a file, or in a
+    folder this user may not write (root passes `os.access`; its writes still fail, and say so)."""
+    existing = next(p for p in [path, *path.parents] if p.exists() or p == Path(p.anchor or "."))
+    if existing != path and not existing.is_dir():
+        raise GenzooError(f"{what} '{path}' is under '{existing}', which is a file; choose another path")
+    folder = existing if existing.is_dir() else existing.parent
+    if not os.access(folder, os.W_OK):
+        raise GenzooError(f"{what} '{path}' cannot be written: '{folder}' is read-only; choose another path")

@@ -179,8 +179,7 @@ def calibrate(model: str, data: str, settings: dict[str, Any], seconds: float, d
 def train_job(job: dict[str, Any]) -> dict[str, Any]:
     """What the worker process does: calibrate when no step count is planned, then train."""
     from genzoo.models import get_model_class
-    from genzoo.train.run import train
-    from genzoo.train.trainer import STATE_FILE
+    from genzoo.train.run import run_progress, train
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
@@ -196,14 +195,14 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("time_cap"):
         settings["train.time_limit"] = job["time_cap"]
     instance, _ = train(model, data, out, settings, device=job["device"], quiet=job.get("quiet", True))
-    state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+    progress = run_progress(out)
     result.update(
         status="ok",
         steps=steps,
-        steps_done=int(state["step"]),
-        time_capped=int(state["step"]) < steps,
+        steps_done=progress["step"],
+        time_capped=progress["step"] < steps,
         calibration=calibration,
-        train_seconds=round(float(state["elapsed"]), 3),
+        train_seconds=round(progress["elapsed"], 3),
         params=sum(p.numel() for p in instance.parameters()),
         family=get_model_class(model).family,
     )
@@ -491,7 +490,7 @@ def _check_inputs(config: CompareConfig) -> list[tuple[Path, Any]]:
     """Every model's settings routed and validated, every --runs directory read; the runs' specs."""
     from genzoo.models import get_model_class
     from genzoo.settings import route
-    from genzoo.train.run import RunSpec, setting_fields
+    from genzoo.train.run import RunSpec, run_progress, setting_fields
 
     for model in config.models:
         get_model_class(model)
@@ -508,6 +507,7 @@ def _check_inputs(config: CompareConfig) -> list[tuple[Path, Any]]:
             )
         if not (Path(run) / "model.safetensors").is_file():
             raise GenzooError(f"run '{run}' has no model.safetensors yet; let its training finish first")
+        run_progress(run)  # a checkpoint that cannot be read fails here, not after the trainings
         existing.append((Path(run), spec))
     return existing
 
@@ -515,15 +515,15 @@ def _check_inputs(config: CompareConfig) -> list[tuple[Path, Any]]:
 def _existing_run(run: Path, model: str) -> dict[str, Any]:
     """A run given with --runs: its training cost as far as its logs tell (no memory figure)."""
     from genzoo.models import get_model_class
-    from genzoo.train.trainer import STATE_FILE
+    from genzoo.train.run import run_progress
 
     result: dict[str, Any] = {"model": model, "seed": None, "status": "ok", "reused": True}
     result["family"] = get_model_class(model).family
-    if (run / STATE_FILE).is_file():
-        state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=True)
-        steps = int(state["step"])
-        result.update(steps=steps, steps_done=steps, train_seconds=round(float(state["elapsed"]), 3))
-        result["seed"] = state.get("train_config", {}).get("seed")
+    progress = run_progress(run)
+    if progress is not None:
+        steps = progress["step"]
+        result.update(steps=steps, steps_done=steps, train_seconds=round(progress["elapsed"], 3))
+        result["seed"] = progress["seed"]
     return result
 
 

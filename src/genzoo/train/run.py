@@ -27,6 +27,7 @@ import torch
 from genzoo.data import Dataset, dataset_options, load_dataset
 from genzoo.data.registry import resolve
 from genzoo.errors import GenzooError
+from genzoo.files import check_writable
 from genzoo.memory import FLOAT_BYTES, TRAINING_COPIES, check_fits, parameter_count
 from genzoo.models import GenerativeModel, get_model_class
 from genzoo.models.base import atomic_write_text, load
@@ -117,6 +118,7 @@ def train(
     routed = route(settings or {}, setting_fields(model, str(data)))
     if out.exists() and not out.is_dir():
         raise GenzooError(f"--out '{out}' is a file; give a directory for the run")
+    check_writable(out, "--out")
     spec = _spec_to_resume(out, model, data, routed) if resume else None
     spec = spec or RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
     config = spec.train_config()
@@ -269,6 +271,21 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[GenerativeModel
     """The trained model (inference weights) and its spec."""
     spec = RunSpec.read(run_dir)
     return load(run_dir, device=resolve_device(device)), spec
+
+
+def run_progress(run_dir: str | Path) -> dict[str, Any] | None:
+    """Where a run's last checkpoint stands, `{"step", "elapsed", "seed"}`; None before the first."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        seed = state.get("train_config", {}).get("seed")
+        return {"step": int(state["step"]), "elapsed": float(state["elapsed"]), "seed": seed}
+    except Exception as err:  # torch raises pickle, zip and runtime errors alike
+        raise GenzooError(
+            f"'{path}' is not a genzoo checkpoint ({type(err).__name__}); restore it or retrain the run"
+        ) from None
 
 
 def write_preview(model: GenerativeModel, dataset: Dataset, path: Path, seed: int) -> None:
