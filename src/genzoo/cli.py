@@ -15,7 +15,7 @@ import torch
 
 from genzoo.data.media import MEDIA_SUFFIXES, media_options, write_media
 from genzoo.errors import GenzooError
-from genzoo.files import check_writable
+from genzoo.files import check_writable, read_utf8
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -283,12 +283,7 @@ def _sample_text(args: argparse.Namespace, model, options: dict, n: int) -> None
             raise GenzooError(f"model '{model.name}' does not take --input (use --prompt)")
         path = Path(args.input)
         if len(args.input) < 4096 and path.is_file():
-            try:
-                lines = path.read_text().splitlines()
-            except UnicodeDecodeError as err:
-                raise GenzooError(
-                    f"--input '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8"
-                ) from None
+            lines = read_utf8(path, "--input ").splitlines()
             options["inputs"] = [line for line in lines if line.strip()]
         else:
             options["inputs"] = args.input

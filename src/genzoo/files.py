@@ -40,3 +40,13 @@ def check_writable(path: Path, what: str) -> None:
     folder = existing if existing.is_dir() else existing.parent
     if not os.access(folder, os.W_OK):
         raise GenzooError(f"{what} '{path}' cannot be written: '{folder}' is read-only; choose another path")
+
+
+def read_utf8(path: Path, what: str = "", fix: str = "save it as UTF-8") -> str:
+    """A text file's content, or one line naming the file (`what` before it), the problem and `fix`."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GenzooError(f"{what}'{path}' is not UTF-8 text (byte {err.start}); {fix}") from None
+    except OSError as err:
+        raise GenzooError(f"cannot read {what}'{path}' ({err.strerror})") from None

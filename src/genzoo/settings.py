@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from genzoo.errors import GenzooError, did_you_mean, first_line
+from genzoo.files import read_utf8
 
 SCOPES = ("model", "train", "data")
 
@@ -70,14 +71,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise GenzooError(f"config file '{path}' does not exist")
+    text = read_utf8(path, "config file ")
     try:
-        content = load_yaml(path.read_bytes().decode("utf-8")) or {}
-    except UnicodeDecodeError as err:
-        raise GenzooError(
-            f"config file '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8"
-        ) from err
-    except OSError as err:
-        raise GenzooError(f"cannot read config file '{path}' ({err.strerror})") from err
+        content = load_yaml(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -22,6 +22,7 @@ import torch
 from genzoo.data.base import DataInfo, Dataset, find_shared_file
 from genzoo.data.registry import register_dataset
 from genzoo.errors import GenzooError, first_line
+from genzoo.files import read_utf8
 
 TRAIN_FRACTION = 0.9
 
@@ -138,14 +139,7 @@ def tokenizer_from_json(text: str, source: str = "tokenizer.json") -> Tokenizer:
 
 def read_text(path: Path) -> str:
     """A UTF-8 text file, or one clear error line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise GenzooError(
-            f"'{path}' is not UTF-8 text (byte {err.start}); convert it, e.g. `iconv -t UTF-8`"
-        ) from err
-    except OSError as err:
-        raise GenzooError(f"cannot read '{path}' ({err.strerror})") from err
+    text = read_utf8(path, fix="convert it, e.g. `iconv -t UTF-8`")
     if not text.strip():
         raise GenzooError(f"'{path}' is empty; give a text file with some content")
     return text
