@@ -185,6 +185,7 @@ class Trainer:
         Stopping mid-step would save a step counter that disagrees with the optimizer and RNG
         states. A second signal raises at once and saves nothing: the last checkpoint stays.
         """
+        self.stop_signal = None
         if threading.current_thread() is not threading.main_thread():
             yield  # signals are delivered to the main thread only
             return
