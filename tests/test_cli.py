@@ -260,3 +260,48 @@ def test_inpaint_keeps_the_known_half(ddpm_run, tmp_path, capsys):
         capsys, "inpaint", str(ddpm_run), "--split", "test", "--mask", "diagonal", "--out", str(out)
     )
     assert_user_error(code, err, "--mask", "bottom-half")
+
+
+@pytest.mark.parametrize("name", ["vae", "gpt", "ddpm", "dcgan", "dbn", "seq2seq", "rnn-nade", "wavenet"])
+def test_config_prints_defaults_that_config_reads_back(name, tmp_path, capsys):
+    from genzoo.models import get_model_class
+    from genzoo.settings import read_config_file, route
+    from genzoo.train.run import RunSpec, setting_fields
+
+    assert main(["config", name]) == 0
+    path = tmp_path / "settings.yaml"
+    path.write_text(capsys.readouterr().out)
+    routed = route(read_config_file(path), setting_fields(name, "digits"))
+    cls = get_model_class(name)
+    config = cls.Config.from_dict(routed["model"])
+    assert config == cls.Config(**{k: getattr(config, k) for k in ("data_shape", "data_levels")})
+    spec = RunSpec(name, "digits", {}, routed["model"], routed["train"])
+    assert spec.train_config() == RunSpec(name, "digits").train_config()
+
+
+def test_config_file_from_genzoo_config_trains(tmp_path, capsys):
+    assert main(["config", "vae"]) == 0
+    path = tmp_path / "vae.yaml"
+    path.write_text(capsys.readouterr().out.replace("latent_dim: 16", "latent_dim: 5"))
+    run = tmp_path / "run"
+    argv = ["train", "vae", "--data", "digits", "--out", str(run), "--config", str(path), "--max-steps", "2"]
+    assert main([*argv, "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["config"]["latent_dim"] == 5
+
+
+def test_unknown_setting_points_to_genzoo_config(tmp_path, capsys):
+    code = main(["train", "vae", "--data", "digits", "--out", str(tmp_path / "r"), "--set", "latnet=3"])
+    assert_user_error(code, capsys.readouterr().err, "`genzoo config MODEL` prints every setting")
+
+
+def test_python_dash_m_and_a_closed_pipe():
+    proc = subprocess.run([sys.executable, "-m", "genzoo", "list", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)[0]["name"]
+    shell = f"{sys.executable} -m genzoo list --json | head -1"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True)
+    assert proc.stdout == "[\n" and proc.stderr == "" and proc.returncode == 0
+
+
+def test_sample_and_evaluate_default_to_device_auto(trained_run, tmp_path, capsys):
+    assert main(["sample", str(trained_run), "-n", "2", "--out", str(tmp_path / "x.npy")]) == 0
+    assert main(["evaluate", str(trained_run), "--device", "auto", "--json"]) == 0

@@ -7,6 +7,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--data", action="store_true", help="list dataset names instead of models")
 
+    p = sub.add_parser("config", help="print a model's settings and their defaults, as YAML for --config")
+    p.add_argument("model", help="model name (see `genzoo list`)")
+
     p = sub.add_parser("train", help="train a model into a run directory")
     p.add_argument("model", help="model name (see `genzoo list`)")
     p.add_argument("--data", required=True, help="dataset name (digits, mnist, toy2d-ring, ...) or a path")
@@ -87,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=".png (grid or scatter) or .npy (raw, dataset units); .txt for text; .mid or .wav for music and audio",
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
     p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
     p.add_argument("--steps", type=int, help="sampler steps")
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reconstruction", type=float, help="reconstruction guidance weight (0 = replacement only)"
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
 
     p = sub.add_parser("evaluate", help="measure a trained run on a data split")
     p.add_argument("run", type=Path, help="run directory")
@@ -143,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-samples", type=int, default=1000, help="samples drawn for sample metrics (default 1000)"
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser(
@@ -177,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nll-examples", type=int, default=0, help="NLL on the split's first N examples (default 0: all)"
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads for training and evaluation (0 = default)"
     )
@@ -206,6 +210,12 @@ def cmd_list(args: argparse.Namespace) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         print(" ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4])
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    from genzoo.settings import default_settings_yaml
+
+    print(default_settings_yaml(args.model), end="")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -456,6 +466,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "list": cmd_list,
+    "config": cmd_config,
     "train": cmd_train,
     "sample": cmd_sample,
     "inpaint": cmd_inpaint,
@@ -476,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"genzoo: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # `genzoo list --json | head -1`: the reader left, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as err:  # a path the user gave cannot be written or read: full disk, read-only, ...
         if args.debug:
             raise
