@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from genzoo.cli import main
+from genzoo.errors import GenzooError
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -305,3 +306,19 @@ def test_python_dash_m_and_a_closed_pipe():
 def test_sample_and_evaluate_default_to_device_auto(trained_run, tmp_path, capsys):
     assert main(["sample", str(trained_run), "-n", "2", "--out", str(tmp_path / "x.npy")]) == 0
     assert main(["evaluate", str(trained_run), "--device", "auto", "--json"]) == 0
+
+
+def test_every_command_is_one_library_call(trained_run, tmp_path, capsys):
+    import genzoo
+
+    x = genzoo.sample(trained_run, 5, seed=7)
+    assert not list(tmp_path.glob("*.npy"))  # nothing written unless asked
+    assert main(["sample", str(trained_run), "-n", "5", "--seed", "7", "--out", str(tmp_path / "c.npy")]) == 0
+    assert np.array_equal(x.numpy(), np.load(tmp_path / "c.npy"))
+    genzoo.sample(trained_run, 5, seed=7, out=tmp_path / "l.npy")
+    assert np.array_equal(np.load(tmp_path / "l.npy"), np.load(tmp_path / "c.npy"))
+    capsys.readouterr()
+    assert main(["evaluate", str(trained_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == genzoo.evaluate(trained_run, split="test", metrics=["nll"])
+    with pytest.raises(GenzooError, match="does not take --prompt"):
+        genzoo.sample(trained_run, 2, prompt="hello")

@@ -1,7 +1,28 @@
-"""genzoo: train, sample, evaluate and compare every family of deep generative models."""
+"""genzoo: train, sample, evaluate and compare every family of deep generative models.
+
+Every command is one call here: `genzoo.train`, `genzoo.sample`, `genzoo.inpaint`,
+`genzoo.evaluate`, `genzoo.compare`, `genzoo.load`; each returns objects and writes files only
+when asked (the run directory `train` makes, `out=` for the others).
+"""
 
 from genzoo.data import load_dataset
+from genzoo.evaluation import evaluate_run as evaluate
 from genzoo.models import GenerativeModel, get_model_class, load, model_names
+from genzoo.report.compare import compare
+from genzoo.sampling import inpaint, sample
+from genzoo.train.run import train  # the function; the subpackage stays importable as genzoo.train.*
 
 __version__ = "0.1.0"
-__all__ = ["GenerativeModel", "__version__", "get_model_class", "load", "load_dataset", "model_names"]
+__all__ = [
+    "GenerativeModel",
+    "__version__",
+    "compare",
+    "evaluate",
+    "get_model_class",
+    "inpaint",
+    "load",
+    "load_dataset",
+    "model_names",
+    "sample",
+    "train",
+]

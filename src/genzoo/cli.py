@@ -6,21 +6,16 @@ import argparse
 import functools
 import inspect
 import json
-import math
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from genzoo.data.media import MEDIA_SUFFIXES, media_options, write_media
 from genzoo.errors import GenzooError
-from genzoo.files import check_writable, read_utf8
+from genzoo.files import read_utf8
+from genzoo.sampling import MASK_REGIONS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-MASK_REGIONS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -238,172 +233,64 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {model.name} into {args.out}: {shown}")
 
 
-# What `sample` may pass to a model's sample(); each flag given must be one the model accepts.
+# The flags `sample` hands to the model's sample() as options, when given.
 SAMPLE_OPTIONS = (
     "temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p",
     "prompt", "max_new_tokens", "stop", "kv_cache", "beam_size", "length_penalty",
 )  # fmt: skip
+INPAINT_OPTIONS = ("sampler", "steps", "eta", "resample", "reconstruction")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from genzoo.memory import FLOAT_BYTES, check_fits
-    from genzoo.train.run import load_run
+    from genzoo.models import get_model_class
+    from genzoo.sampling import is_text, sample
+    from genzoo.train.run import RunSpec
 
-    if args.n is not None and args.n <= 0:
-        raise GenzooError("-n must be a positive number of samples")
-    if args.out is not None:
-        _check_out_file(args.out)
-    model, spec = load_run(args.run, device=args.device)
-    options = _family_options(args, SAMPLE_OPTIONS, model.sample, spec.model)
-    n = args.n or (1 if any(m.startswith("text") for m in model.modalities) else 64)
-    # The samples, and about as much again in the network's activations while drawing them.
-    check_fits(
-        2 * FLOAT_BYTES * n * math.prod(model.config.data_shape),
-        f"drawing {n} samples",
-        "ask for fewer with -n",
-    )
-    if any(m.startswith("text") for m in model.modalities):
-        _sample_text(args, model, options, n)
-        return
-    if args.input is not None:
-        raise GenzooError(f"model '{spec.model}' does not take --input (sequence-to-sequence models do)")
-    if args.out is None:
+    spec = RunSpec.read(args.run)
+    text = is_text(spec)
+    if args.out is None and not text:
         raise GenzooError(
             "--out is required: a .png or .npy file for the samples (.mid or .wav for music and audio)"
         )
-    if args.out.suffix.lower() not in MEDIA_SUFFIXES:  # .mid, .wav: music and audio (write_media checks)
-        _check_out(args.out)
-    if args.seconds is not None or args.primer is not None:
-        options.update(media_options(model, spec.load_data(), args.seconds, args.primer))
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    samples = model.sample(n, generator=generator, **options).cpu()
-    _write(samples, spec, args.out)
-    print(f"wrote {n} samples to {args.out}")
-
-
-def _sample_text(args: argparse.Namespace, model, options: dict, n: int) -> None:
-    """Text models: samples to stdout (streamed for one gpt sample) and, with --out, to a .txt file."""
-    if args.out is not None and args.out.suffix.lower() != ".txt":
-        raise GenzooError(f"--out for a text model must end in .txt, got '{args.out.name}'")
-    if args.seconds is not None or args.primer is not None:
-        flag = "--seconds" if args.seconds is not None else "--primer"
-        raise GenzooError(f"model '{model.name}' does not take {flag} (audio and music models do)")
-    if args.input is not None:
-        if "inputs" not in inspect.signature(model.sample).parameters:
-            raise GenzooError(f"model '{model.name}' does not take --input (use --prompt)")
+    options = {k: getattr(args, k) for k in SAMPLE_OPTIONS if getattr(args, k) is not None}
+    if args.input is not None:  # seq2seq: the text to map, or a file with one input per line
         path = Path(args.input)
-        if len(args.input) < 4096 and path.is_file():
-            lines = read_utf8(path, "--input ").splitlines()
-            options["inputs"] = [line for line in lines if line.strip()]
-        else:
-            options["inputs"] = args.input
-    streaming = n == 1 and "stream" in inspect.signature(model.sample).parameters
+        is_file = len(args.input) < 4096 and path.is_file()
+        lines = read_utf8(path, "--input ").splitlines() if is_file else None
+        options["inputs"] = [line for line in lines if line.strip()] if is_file else args.input
     shown: list[str] = []
-    if streaming:
+    accepts_stream = "stream" in inspect.signature(get_model_class(spec.model).sample).parameters
+    if text and (args.n or 1) == 1 and accepts_stream:
 
-        def show(text: str) -> None:
+        def show(piece: str) -> None:  # one gpt sample is printed as it is generated
             if not shown:  # the prompt first, once the model has accepted it
                 print(options.get("prompt", ""), end="")
-            shown.append(text)
-            print(text, end="", flush=True)
+            shown.append(piece)
+            print(piece, end="", flush=True)
 
         options["stream"] = show
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    texts = model.sample(n, generator=generator, **options)
-    if shown:
+    samples = sample(
+        args.run, args.n, seed=args.seed, device=args.device, out=args.out, seconds=args.seconds,
+        primer=args.primer, **options,
+    )  # fmt: skip
+    if not text:
+        print(f"wrote {len(samples)} samples to {args.out}")
+    elif shown:
         print()
     else:
-        print("\n".join(texts) if "inputs" in options else "\n\n----\n\n".join(texts))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(texts) + "\n")
-
-
-def _check_out_file(out: Path) -> None:
-    if out.is_dir():
-        raise GenzooError(f"--out '{out}' is a directory; give a file name such as samples.png")
-    check_writable(out, "--out")
+        print("\n".join(samples) if "inputs" in options else "\n\n----\n\n".join(samples))
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
-    from genzoo.train.run import load_run
+    from genzoo.sampling import inpaint, read_npy
 
-    _check_out(args.out)
-    _check_out_file(args.out)
-    model, spec = load_run(args.run, device=args.device)
-    if not hasattr(model, "inpaint"):
-        raise GenzooError(f"model '{spec.model}' cannot inpaint; train a ddpm")
-    if args.images is not None:
-        images = torch.from_numpy(_read_npy(args.images)).float()
-    else:
-        if args.n <= 0:
-            raise GenzooError("-n must be a positive number of images")
-        images = spec.load_data().split(args.split).tensors[0][: args.n]
-    mask = region_mask(args.mask, tuple(images.shape[-2:]))
-    options = _family_options(
-        args, ("sampler", "steps", "eta", "resample", "reconstruction"), model.inpaint, spec.model
-    )
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    if images.dim() == 3:
-        images = images.unsqueeze(0)
-    filled = model.inpaint(images, mask, generator=generator, **options).cpu()
-    _write(filled, spec, args.out)
+    options = {k: getattr(args, k) for k in INPAINT_OPTIONS if getattr(args, k) is not None}
+    images = read_npy(args.images) if args.images is not None else None
+    filled = inpaint(
+        args.run, images, args.mask, split=args.split, n=args.n, seed=args.seed, device=args.device,
+        out=args.out, **options,
+    )  # fmt: skip
     print(f"wrote {len(filled)} inpainted images to {args.out}")
-
-
-def region_mask(spec: str, size: tuple[int, int]) -> torch.Tensor:
-    """An (H, W) boolean mask, True where pixels are filled: a named region or a .npy file."""
-    h, w = size
-    mask = torch.zeros(h, w, dtype=torch.bool)
-    if spec == "bottom-half":
-        mask[h // 2 :] = True
-    elif spec == "top-half":
-        mask[: h // 2] = True
-    elif spec == "left-half":
-        mask[:, : w // 2] = True
-    elif spec == "right-half":
-        mask[:, w // 2 :] = True
-    elif spec == "center":
-        mask[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
-    elif spec.endswith(".npy"):
-        mask = torch.from_numpy(_read_npy(Path(spec))).bool()
-    else:
-        raise GenzooError(f"--mask must be one of {', '.join(MASK_REGIONS)} or a .npy file, got '{spec}'")
-    return mask
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise GenzooError(f"cannot read '{path}' as a .npy array ({err})") from err
-
-
-def _check_out(out: Path) -> None:
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise GenzooError(f"--out must end in .png or .npy, got '{out.name}'")
-
-
-def _family_options(args: argparse.Namespace, names: tuple[str, ...], method, model_name: str) -> dict:
-    """The options given on the command line, checked against what the model's method accepts."""
-    options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    accepted = inspect.signature(method).parameters
-    for key in options:
-        if key not in accepted:
-            raise GenzooError(f"model '{model_name}' does not take --{key.replace('_', '-')}")
-    return options
-
-
-def _write(samples: torch.Tensor, spec, out: Path) -> None:
-    from genzoo.viz import save_samples
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".npy":
-        np.save(out, samples.numpy())
-    elif out.suffix.lower() in MEDIA_SUFFIXES:
-        write_media(samples, spec.load_data(), out)
-    else:
-        save_samples(samples, spec.load_data().info, out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -1,7 +1,7 @@
 """`genzoo compare`: every model on the same data and budget, measured alike, with a report that
 says which to pick and why (compare.py runs it, recommend.py ranks, html.py writes the page)."""
 
-from genzoo.report.compare import CompareConfig, run_compare
+from genzoo.report.compare import CompareConfig, compare, run_compare
 from genzoo.report.recommend import PRIORITIES, rank, recommend
 
-__all__ = ["PRIORITIES", "CompareConfig", "rank", "recommend", "run_compare"]
+__all__ = ["PRIORITIES", "CompareConfig", "compare", "rank", "recommend", "run_compare"]

@@ -382,6 +382,17 @@ def _plan_key(config: CompareConfig, model: str, settings: dict[str, Any]) -> st
     )  # fmt: skip
 
 
+def compare(data: str, models: list[str] | str, out: str | Path, **options: Any) -> dict[str, Any]:
+    """Train `models` on `data` alike, evaluate them, write the report into `out`; returns what
+    results.json holds. `options` are `CompareConfig`'s fields (time_budget, max_steps, repeats, ...).
+
+    >>> genzoo.compare("digits", "vae,pixelcnn", "report/", time_budget=120)  # doctest: +SKIP
+    """
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    return run_compare(CompareConfig(data=data, models=models, out=Path(out), **options))
+
+
 def run_compare(config: CompareConfig) -> dict[str, Any]:
     """Train (or reuse), evaluate and report; returns what results.json holds."""
     threads = torch.get_num_threads()
