@@ -322,3 +322,10 @@ def test_every_command_is_one_library_call(trained_run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == genzoo.evaluate(trained_run, split="test", metrics=["nll"])
     with pytest.raises(GenzooError, match="does not take --prompt"):
         genzoo.sample(trained_run, 2, prompt="hello")
+
+
+def test_evaluate_help_lists_every_metric():
+    from genzoo.cli import EVALUATE_METRICS
+    from genzoo.evaluation import ALL_METRICS
+
+    assert [m for m in ALL_METRICS if m not in EVALUATE_METRICS] == []

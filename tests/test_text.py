@@ -291,11 +291,14 @@ def test_cli_gpt_train_sample_evaluate(tmp_path, capsys):
         and "vocabulary" in err
         and len(err.strip().splitlines()) == 1
     )
-    code, out, _ = _cli(
-        capsys, "evaluate", str(run), "--split", "val", "--metrics", "loss_per_token,bpc,perplexity", "--json"
+    code, out, err = _cli(
+        capsys, "evaluate", str(run), "--metrics", "nll,loss_per_token,bpc,perplexity", "--json"
     )
     result = json.loads(out)
     assert code == 0 and result["bpc"] == pytest.approx(result["loss_per_token"] / math.log(2))
+    # no test split in a text file: val, and it says so; bpd counts the predicted tokens only
+    assert result["split"] == "val" and "has no test split; evaluating on val" in err
+    assert result["bpd"] == pytest.approx(result["bpc"])  # a character tokenizer: one token, one char
     assert result["perplexity"] == pytest.approx(math.exp(result["loss_per_token"]))
     assert result["loss_per_token"] < math.log(len(set(CORPUS))) - 0.5  # it learned something
 

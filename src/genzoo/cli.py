@@ -41,6 +41,16 @@ def seed(text: str) -> int:
     return value
 
 
+EVALUATE_METRICS = """metrics, by the data they apply to:
+  images, vectors   nll (nll_kind, bpd), fid, kid, is, precision, recall, density, coverage,
+                    classes (labelled data), memorization, modes (toy2d-ring, toy2d-grid)
+  text (gpt)        nll, loss_per_token, bpc, perplexity
+  text pairs        nll, exact_match, chrf, bleu (seq2seq)
+  music             nll (nll_per_frame)
+  audio             nll (bpd)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="genzoo",
@@ -130,14 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
 
-    p = sub.add_parser("evaluate", help="measure a trained run on a data split")
-    p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("--split", default="test")
-    p.add_argument(
-        "--metrics",
-        default="nll",
-        help="comma-separated: nll, fid, kid, is, precision, recall, density, coverage, classes, memorization, modes",
+    p = sub.add_parser(
+        "evaluate",
+        help="measure a trained run on a data split",
+        epilog=EVALUATE_METRICS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--split", help="test (default), or val/train; data without a test split use val")
+    p.add_argument("--metrics", default="nll", help="comma-separated metric names (listed below)")
     p.add_argument(
         "--num-samples", type=int, default=1000, help="samples drawn for sample metrics (default 1000)"
     )

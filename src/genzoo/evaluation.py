@@ -8,6 +8,7 @@ the genzoo domain classifier for labelled images, the raw values for vectors.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -186,20 +187,22 @@ def evaluate_model(
     model: GenerativeModel,
     data: Dataset,
     *,
-    split: str = "test",
+    split: str | None = None,
     metrics: list[str] | tuple[str, ...] = ("nll",),
     seed: int = 0,
     num_samples: int = 1000,
     batch_size: int = 256,
 ) -> dict[str, Any]:
-    """Evaluate a model on a split of `data`; returns the metric keys (plus `n`, and `n_samples` when drawn)."""
+    """Evaluate a model on a split of `data` (default: `default_split`); returns the metric keys
+    (plus `split`, `n`, and `n_samples` when samples were drawn)."""
     for name in metrics:
         if name not in ALL_METRICS:
             raise unknown_name("metric", name, ALL_METRICS)
     if num_samples <= 0:
         raise GenzooError("--num-samples must be positive")
+    split = split or default_split(data)
     ev = Evaluation(model, data, split, seed=seed, num_samples=num_samples, batch_size=batch_size)
-    result: dict[str, Any] = {"n": len(ev.x)}
+    result: dict[str, Any] = {"split": split, "n": len(ev.x)}
     quality = [m for m in metrics if m in QUALITY_METRICS]
     if quality:
         scores = sample_quality(ev.x, ev.samples, ev.extractor, quality, seed=seed, batch_size=batch_size)
@@ -213,8 +216,17 @@ def evaluate_model(
     return result
 
 
-def evaluate_run(run_dir: str | Path, *, device: str = "cpu", **options: Any) -> dict[str, Any]:
+def default_split(data: Dataset) -> str:
+    """test, or the held-out split the data has when it has none (a text file: val), said on stderr."""
+    for split in ("test", "val", "train"):
+        if split in data.split_names:
+            if split != "test":
+                print(f"genzoo: '{data.info.name}' has no test split; evaluating on {split}", file=sys.stderr)
+            return split
+    raise GenzooError(f"dataset '{data.info.name}' has no split to evaluate")
+
+
+def evaluate_run(run_dir: str | Path, *, device: str = "auto", **options: Any) -> dict[str, Any]:
     """Evaluate a training run: `{"model", "data", "split", "n", <metric keys>...}` (options as `evaluate_model`)."""
     model, spec = load_run(run_dir, device=device)
-    result = evaluate_model(model, spec.load_data(), **options)
-    return {"model": spec.model, "data": spec.data, "split": options.get("split", "test"), **result}
+    return {"model": spec.model, "data": spec.data, **evaluate_model(model, spec.load_data(), **options)}

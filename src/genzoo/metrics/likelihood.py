@@ -85,7 +85,7 @@ def evaluate_nll(model: Any, x: torch.Tensor, batch_size: int = 256) -> dict[str
     """Mean NLL per example of ``x`` under ``model.log_prob``, in nats, and in bits per dimension.
 
     Returns ``{"nll", "nll_kind", "bpd"}`` (keys as in DESIGN.md) with ``bpd = nll / (D ln 2)``
-    and ``D = prod(x.shape[1:])``. The model is put in eval mode for the call (dropout would
+    and ``D`` the dimensions the model scores (``model.scored_dims``; else ``prod(x.shape[1:])``). The model is put in eval mode for the call (dropout would
     make the number random) and restored afterwards; sums are accumulated in float64 so the
     mean does not depend on the batch size.
     """
@@ -125,5 +125,6 @@ def evaluate_nll(model: Any, x: torch.Tensor, batch_size: int = 256) -> dict[str
             "check that the data are in the range the model was trained on"
         )
     nll = -total / len(x)
-    num_dims = math.prod(x.shape[1:])
+    scored = getattr(model, "scored_dims", None)  # a language model is given its first token
+    num_dims = scored(tuple(x.shape[1:])) if scored is not None else math.prod(x.shape[1:])
     return {"nll": nll, "nll_kind": kind, "bpd": float(bits_per_dim(nll, num_dims))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -129,6 +130,11 @@ class GenerativeModel(nn.Module):
     def phases(self) -> list[Phase]:
         """The optimizers the Trainer should build (see `Phase`)."""
         return [Phase("main", [p for p in self.parameters() if p.requires_grad])]
+
+    def scored_dims(self, shape: tuple[int, ...]) -> int:
+        """How many dimensions of an example of `shape` `log_prob` scores: bits per dimension
+        divide by this. All of them, unless the family is given some (a language model's first token)."""
+        return math.prod(shape)
 
     @classmethod
     def settings_for_steps(cls, steps: int, settings: dict[str, Any]) -> dict[str, Any]:

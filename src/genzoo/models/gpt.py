@@ -137,6 +137,9 @@ class GPT(TokenizedModel):
         loss = F.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())
         return {"loss": loss}
 
+    def scored_dims(self, shape: tuple[int, ...]) -> int:
+        return math.prod(shape) - 1  # the first token of a row is given, not predicted
+
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Sum over tokens 1.. of each row of log p(token | context), nats (the first token is given)."""
