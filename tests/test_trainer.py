@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -9,8 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from genzoo.cli import main
 from genzoo.data import load_dataset
 from genzoo.errors import GenzooError
+from genzoo.progress import Progress
 from genzoo.train import TrainConfig, Trainer, train
 from genzoo.train.schedule import lr_factor
 
@@ -206,3 +210,72 @@ def test_keep_best_saves_the_best_validation_and_survives_resume(gaussian_model,
     resumed.fit(resume=True)
     assert resumed.best["step"] == 10
     assert torch.equal(load_file(str(tmp_path / "model.safetensors"))["mean"], kept["mean"])
+
+
+# ---- progress: a bar on a terminal, plain lines elsewhere, nothing when quiet ---------------
+PROGRESS_LINE = re.compile(
+    r"^genzoo: train test-gaussian step (\d+)/30 \((\d+)%\)(, loss [-\d.e+]+)?, [\d.]+ s"
+)
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(gaussian_model, tmp_path, capsys):
+    """capsys's stderr is no terminal (as in Jupyter, nohup or CI): a line every 10% of the run."""
+    train("test-gaussian", "digits", tmp_path / "run", _settings(log_every=1), quiet=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert all(PROGRESS_LINE.match(line) for line in lines), lines
+    assert [int(PROGRESS_LINE.match(line)[1]) for line in lines] == list(range(3, 31, 3))
+    assert all(PROGRESS_LINE.match(line)[3] for line in lines)  # the loss logged at that step
+    assert "about" in lines[0] and "left" in lines[0] and "left" not in lines[-1]
+    assert lines[-1].startswith("genzoo: train test-gaussian step 30/30 (100%)")
+
+
+def test_quiet_training_prints_nothing(gaussian_model, tmp_path, capsys):
+    train("test-gaussian", "digits", tmp_path / "run", _settings(), quiet=True)
+    assert capsys.readouterr().err == ""
+    assert (
+        main(["train", "test-gaussian", "--data", "digits", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    )
+    assert capsys.readouterr().err == ""
+
+
+def test_resumed_progress_counts_from_the_checkpoint(gaussian_model, tmp_path, capsys):
+    train("test-gaussian", "digits", tmp_path / "run", _settings(max_steps=15), quiet=True)
+    train("test-gaussian", "digits", tmp_path / "run", {"max_steps": 30}, resume=True)
+    steps = [int(PROGRESS_LINE.match(line)[1]) for line in capsys.readouterr().err.splitlines()]
+    assert steps == list(range(18, 31, 3))
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_prints_every_30_seconds_on_a_slow_run():
+    stream, clock = io.StringIO(), _Clock()
+    with Progress(1000, "sample ddpm", stream=stream, clock=clock) as progress:
+        for _ in range(50):  # 5% of the run, 12 s a step: a line at 36 s, 72 s, ... and every 10%
+            clock.now += 12.0
+            progress.update(1)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "genzoo: sample ddpm step 3/1000 (0%), 36.0 s, about 3.3 h left"
+    assert len(lines) == 17  # 16 at 30 s intervals (3 steps each), then the last on close
+    assert lines[-1] == "genzoo: sample ddpm step 50/1000 (5%), 10.0 min, about 3.2 h left"
+
+
+def test_progress_on_a_terminal_is_a_bar_and_quiet_is_silent():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    with Progress(10, "train x", stream=terminal) as progress:
+        progress.set_postfix(loss=1.5)
+        progress.update(10)
+    assert "genzoo:" not in terminal.getvalue() and "10/10" in terminal.getvalue()
+    for stream in (Terminal(), io.StringIO()):
+        with Progress(10, "train x", quiet=True, stream=stream) as progress:
+            progress.update(10)
+        assert stream.getvalue() == ""

@@ -11,8 +11,8 @@ from genzoo.models import GenerativeModel, get_model_class, load, model_names
 from genzoo.report.compare import compare
 from genzoo.sampling import inpaint, sample
 from genzoo.train.run import train  # the function; the subpackage stays importable as genzoo.train.*
+from genzoo.version import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "GenerativeModel",
     "__version__",

@@ -219,7 +219,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_config(args: argparse.Namespace) -> None:
-    from genzoo.settings import default_settings_yaml
+    from genzoo.train.run import default_settings_yaml
 
     print(default_settings_yaml(args.model), end="")
 

@@ -178,23 +178,3 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise GenzooError(f"the duration '{text}' must be positive")
     return seconds
-
-
-def default_settings_yaml(model: str) -> str:
-    """Every model and training setting of `model` with its default, as YAML that `--config` reads.
-
-    The data fields of the model config (shape, levels, classes) are left out: they come from the data.
-    """
-    import json
-
-    from genzoo.models import ModelConfig, get_model_class
-    from genzoo.train.config import TrainConfig
-
-    cls = get_model_class(model)
-    data_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    model_defaults = {k: v for k, v in cls.Config().to_dict().items() if k not in data_fields}
-    train_defaults = TrainConfig.from_dict(dict(cls.train_defaults)).to_dict()
-    # JSON first: YAML has no tuples, and --config reads lists back into them.
-    groups = json.loads(json.dumps({"model": model_defaults, "train": train_defaults}))
-    header = f"# genzoo config {model}: every setting and its default; edit, then train with --config FILE\n"
-    return header + yaml.safe_dump(groups, sort_keys=False)

@@ -1,9 +1,11 @@
-"""Pictures of samples: image grids (Pillow); 2-d scatter plots, piano rolls and waveforms (matplotlib)."""
+"""Pictures of samples: image grids (Pillow); 2-d scatter plots, piano rolls and waveforms (matplotlib);
+and of training: loss curves (matplotlib)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,3 +91,111 @@ def save_samples(samples: torch.Tensor, info: DataInfo, path: str | Path) -> Non
         save_scatter(samples, path)
     elif info.modality in ("music", "audio"):
         save_traces(samples, path, info.modality)
+
+
+# Logged with every train record but not curves of the model: the x-axis, the clock and the schedule.
+_NOT_CURVES = {"step", "time", "lr", "split"}
+# Validation bookkeeping rather than a measurement.
+_NOT_VAL_CURVES = {"val_examples", "val_best_step"}
+
+
+def curve_panels(
+    records: list[dict[str, Any]], max_panels: int = 6
+) -> list[tuple[str, str | None, str | None]]:
+    """Which curves to draw from metrics.jsonl records: `(title, train_key, val_key)` per panel.
+
+    Each train key shares its panel with its validation twin (`val_loss` for `loss`, and for a
+    phase's `gen/loss` too when no other key took it). The losses come first, then validation
+    keys without a twin (the sample monitor's: modes, quality), then the other train keys, at most
+    `max_panels` in all. A key whose curve repeats an earlier one (a GAN's `disc/d_loss` is its
+    `disc/loss`) is left out.
+    """
+    train_keys = _curve_keys([r for r in records if r.get("split") != "val"])
+    val_keys = _curve_keys([r for r in records if r.get("split") == "val"])
+    twins: dict[str, str] = {}
+    for k in train_keys:
+        for candidate in (f"val_{k}", f"val_{k.split('/')[-1]}"):
+            if candidate in val_keys and candidate not in twins.values():
+                twins[k] = candidate
+                break
+    losses = [k for k in train_keys if k.split("/")[-1] == "loss"]
+    panels = [(k, k, twins.get(k)) for k in losses]
+    panels += [(k, None, k) for k in val_keys if k not in twins.values()]
+    panels += [(k, k, twins.get(k)) for k in train_keys if k not in losses]
+    return panels[:max_panels]
+
+
+def _curve_keys(records: list[dict[str, Any]]) -> list[str]:
+    """The numeric keys of `records` in logged order, less bookkeeping and repeated curves."""
+    keys: list[str] = []
+    for record in records:
+        for k, v in record.items():
+            if k not in keys and k not in _NOT_CURVES and k not in _NOT_VAL_CURVES and _number(v):
+                keys.append(k)
+    seen: set[tuple] = set()
+    kept = []
+    for k in keys:
+        curve = tuple((r["step"], r.get(k)) for r in records if k in r)
+        if curve not in seen:
+            seen.add(curve)
+            kept.append(k)
+    return kept
+
+
+def save_curves(
+    records: list[dict[str, Any]], path: str | Path, title: str = "", max_panels: int = 6
+) -> bool:
+    """Training curves against step, one panel per logged key (train line, validation dots);
+    written atomically. False (and no file) when the records hold nothing to draw."""
+    panels = curve_panels(records, max_panels)
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if r.get("split") != "val"]
+    val = [r for r in records if r.get("split") == "val"]
+    ncol = min(3, len(panels))
+    nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), dpi=100, squeeze=False)
+    for ax, (name, train_key, val_key) in zip(axes.flat, panels, strict=False):
+        for rows, key, style in (
+            (train, train_key, {"linewidth": 1.0}),
+            (val, val_key, {"marker": "o", "linewidth": 1.0}),
+        ):
+            if key is None:
+                continue
+            points = [(r["step"], r[key]) for r in rows if _finite(r.get(key))]
+            if points:
+                steps, values = zip(*points, strict=True)
+                label = "val" if rows is val else "train"
+                ax.plot(
+                    steps, values, label=label, markersize=3, color="C1" if rows is val else "C0", **style
+                )
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if train_key is not None and val_key is not None:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return _number(value) and math.isfinite(value)

@@ -12,7 +12,8 @@ from genzoo.models import (
     vae,  # noqa: F401  (registers the VAE)
     wavenet,  # noqa: F401  (registers WaveNet, raw audio)
 )
-from genzoo.models.base import GenerativeModel, ModelConfig, Phase, load
+from genzoo.models.base import GenerativeModel, ModelConfig, Phase
+from genzoo.models.pretrained import load
 from genzoo.models.registry import describe_models, get_model_class, model_names, register_model
 
 __all__ = [

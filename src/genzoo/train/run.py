@@ -8,11 +8,15 @@ RUN_DIR/
   metrics.jsonl       one JSON object per log line (train and val)
   samples.png         a preview at the end: image grid, 2-d scatter plot, piano rolls or waveforms
   samples.txt         a few samples at the end (text data)
+  curves.png          the training and validation curves at the end
+  README.md           the model card: YAML front matter (model, data, steps, metrics, versions ...)
+                      and how to load, sample and reproduce the run (genzoo.train.card)
   tokenizer.json      the tokenizer (text models)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -23,20 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from genzoo.data import Dataset, dataset_options, load_dataset
 from genzoo.data.registry import resolve
 from genzoo.errors import GenzooError
 from genzoo.files import check_writable
 from genzoo.memory import FLOAT_BYTES, TRAINING_COPIES, check_fits, parameter_count
-from genzoo.models import GenerativeModel, get_model_class
-from genzoo.models.base import atomic_write_text, load
+from genzoo.models import GenerativeModel, ModelConfig, get_model_class
+from genzoo.models.base import atomic_write_text
+from genzoo.models.pretrained import load
 from genzoo.settings import dataclass_hints, route
+from genzoo.train.card import CURVES_FILE, write_card
 from genzoo.train.config import TrainConfig
 from genzoo.train.device import resolve_device
 from genzoo.train.lock import RunLock
 from genzoo.train.monitor import collapse_monitor
-from genzoo.train.trainer import METRICS_FILE, STATE_FILE, Trainer
+from genzoo.train.trainer import METRICS_FILE, STATE_FILE, Trainer, read_metrics
+from genzoo.version import __version__
 
 RUN_FILE = "run.json"
 PREVIEW_FILE = "samples.png"
@@ -63,8 +71,6 @@ class RunSpec:
         return load_dataset(self.data, **self.data_options)
 
     def save(self, run_dir: Path) -> None:
-        from genzoo import __version__
-
         payload = {**self.__dict__, "genzoo_version": __version__}
         atomic_write_text(run_dir / RUN_FILE, json.dumps(payload, indent=2))
 
@@ -92,6 +98,21 @@ def setting_fields(model: str, data: str) -> dict[str, dict[str, Any]]:
         "train": dataclass_hints(TrainConfig),
         "data": data_hints,
     }
+
+
+def default_settings_yaml(model: str) -> str:
+    """Every model and training setting of `model` with its default, as YAML that `--config` reads.
+
+    The data fields of the model config (shape, levels, classes) are left out: they come from the data.
+    """
+    cls = get_model_class(model)
+    data_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model_defaults = {k: v for k, v in cls.Config().to_dict().items() if k not in data_fields}
+    train_defaults = TrainConfig.from_dict(dict(cls.train_defaults)).to_dict()
+    # JSON first: YAML has no tuples, and --config reads lists back into them.
+    groups = json.loads(json.dumps({"model": model_defaults, "train": train_defaults}))
+    header = f"# genzoo config {model}: every setting and its default; edit, then train with --config FILE\n"
+    return header + yaml.safe_dump(groups, sort_keys=False)
 
 
 def train(
@@ -154,6 +175,17 @@ def train(
             raise
         instance.load_state_dict(trainer.inference_state())  # what model.safetensors holds (EMA, best)
         write_preview(instance, dataset, out / PREVIEW_FILE, trainer.config.seed)
+        write_curves(out, f"{spec.model} on {spec.data}")
+        write_card(
+            out,
+            spec,
+            instance,
+            dataset.info,
+            steps=trainer.step,
+            planned_steps=trainer.total_steps,
+            seconds=trainer.elapsed,
+            seed=trainer.config.seed,
+        )
     return instance, metrics
 
 
@@ -286,6 +318,13 @@ def run_progress(run_dir: str | Path) -> dict[str, Any] | None:
         raise GenzooError(
             f"'{path}' is not a genzoo checkpoint ({type(err).__name__}); restore it or retrain the run"
         ) from None
+
+
+def write_curves(run_dir: Path, title: str = "") -> None:
+    """curves.png from metrics.jsonl: the loss and the other logged values against step."""
+    from genzoo.viz import save_curves
+
+    save_curves(read_metrics(run_dir / METRICS_FILE), run_dir / CURVES_FILE, title)
 
 
 def write_preview(model: GenerativeModel, dataset: Dataset, path: Path, seed: int) -> None:

@@ -20,7 +20,6 @@ import copy
 import json
 import math
 import signal
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from genzoo.data.base import Dataset
 from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeModel, Phase, atomic_write_text
+from genzoo.progress import Progress
 from genzoo.train.config import TrainConfig
 from genzoo.train.device import resolve_device
 from genzoo.train.ema import EMA
@@ -142,15 +141,16 @@ class Trainer:
         window: dict[str, list[float]] = defaultdict(list)
         last: dict[str, float] = {}
         last_val: dict[str, float] = {}
-        bar = tqdm(
-            total=self.total_steps,
+        # A bar on a terminal, plain lines about every 10% (or 30 s) elsewhere, nothing when quiet.
+        progress = Progress(
+            self.total_steps,
+            f"train {self.model.name}",
+            self.quiet,
             initial=self.step,
-            desc=f"train {self.model.name}",
-            disable=self.quiet or not sys.stderr.isatty(),
-            dynamic_ncols=True,
+            elapsed=self.elapsed,
         )
         started = time.perf_counter() - self.elapsed
-        with self._deferred_signals(), contextlib.closing(bar), contextlib.closing(writer):
+        with self._deferred_signals(), progress, contextlib.closing(writer):
             while self.step < self.total_steps:
                 if self.config.time_limit and time.perf_counter() - started >= self.config.time_limit:
                     break
@@ -159,13 +159,14 @@ class Trainer:
                     window[k].append(v)
                 self.step += 1
                 self.elapsed = time.perf_counter() - started
-                bar.update(1)
                 if self.step % self.config.log_every == 0 or self.step == self.total_steps:
                     last = {k: sum(v) / len(v) for k, v in window.items()}
                     window.clear()
                     self._log({"step": self.step, "lr": self._lr(), "time": round(self.elapsed, 3), **last})
-                    bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4g}")
+                    # "loss", or one per phase ("disc/loss", "gen/loss") for several optimizers
+                    progress.set_postfix(**{k: v for k, v in last.items() if k.split("/")[-1] == "loss"})
                     writer.scalars("train", last, self.step)
+                progress.update(1)  # after the log, so a progress line shows this step's loss
                 if self.config.eval_every and self.step % self.config.eval_every == 0:
                     last_val = self._validate(writer)
                 if self.step % self.config.checkpoint_every == 0:
@@ -348,14 +349,7 @@ class Trainer:
         path = self.out_dir / METRICS_FILE
         if not path.is_file():
             return
-        kept = []
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and record.get("step", 0) <= step:
-                kept.append(line)
+        kept = [json.dumps(r) for r in read_metrics(path) if r.get("step", 0) <= step]
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # ---- checkpoints ----------------------------------------------------------------
@@ -427,6 +421,26 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.elapsed, self.nonfinite_total, self.best = step, elapsed, nonfinite, best
         self.checkpoint_step = step
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl, in order; a torn or foreign line (a kill mid-write) is skipped.
+
+    Train records have `step`, `lr`, `time` and the model's losses; validation records have
+    `"split": "val"` and `val_...` keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    return records
 
 
 class _TensorBoard:
