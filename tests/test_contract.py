@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,34 @@ from genzoo.models import get_model_class, load, model_names
 # declares without needing ../shared/data.
 DATA_FOR_MODALITY = {"image": "digits", "vector": "toy2d-ring", "text-pairs": "dates", "audio": "notes"}
 _load = functools.lru_cache(maxsize=None)(load_dataset)  # text data take seconds to tokenize
+
+# A slice of real outputs per model (a seeded sample, log_prob of fixed data), so a refactor that
+# changes results fails here. A new model, or a change meant to alter results: regenerate with
+# `GENZOO_UPDATE_PINS=1 pytest tests/test_contract.py` and say why in the commit message.
+PINS = Path(__file__).with_name("pinned_outputs.json")
+
+
+def summary(values) -> dict | list:
+    """Strings as they are; a tensor as its float64 sum and first four values."""
+    if isinstance(values, list):
+        return values[:2]
+    flat = values.detach().double().flatten()
+    return {"sum": float(flat.sum()), "first": [float(v) for v in flat[:4]]}
+
+
+def check_pinned(model: str, key: str, value: dict | list) -> None:
+    pins = json.loads(PINS.read_text()) if PINS.is_file() else {}
+    if os.environ.get("GENZOO_UPDATE_PINS") == "1":
+        pins.setdefault(model, {})[key] = value
+        PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
+        return
+    assert key in pins.get(model, {}), f"no pinned {key} for '{model}'; see PINS in {__file__}"
+    expected = pins[model][key]
+    if isinstance(expected, list):
+        assert value == expected
+    else:
+        assert value["sum"] == pytest.approx(expected["sum"], rel=1e-4, abs=1e-6)
+        assert value["first"] == pytest.approx(expected["first"], rel=1e-4, abs=1e-6)
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +99,7 @@ def test_sample_shape_range_and_determinism(case):
         "sampling with a generator must not touch the global RNG"
     )
     assert model.training
+    check_pinned(model.name, "sample", summary(a))
     if isinstance(a, list):  # text models return decoded strings
         assert len(a) == 5 and all(isinstance(s, str) for s in a)
         assert a == b and a != c
@@ -90,6 +121,7 @@ def test_log_prob_kind_and_values(case):
     torch.manual_seed(0)
     lp = model.log_prob(batch[0])
     assert lp.shape == (len(batch[0]),) and torch.isfinite(lp).all()
+    check_pinned(model.name, "log_prob", summary(lp))
 
 
 def test_save_load_round_trip(case, tmp_path):
@@ -115,3 +147,30 @@ def test_config_round_trips_through_json(case):
 
 def test_registry_is_not_empty():
     assert "vae" in model_names()
+
+
+def test_every_model_has_its_outputs_pinned():
+    if os.environ.get("GENZOO_UPDATE_PINS") == "1":
+        pytest.skip("writing the pins")
+    pins = json.loads(PINS.read_text())
+    for name in model_names():
+        kind = get_model_class(name).log_prob_kind
+        assert "sample" in pins[name] and ("log_prob" in pins[name]) == (kind is not None), name
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_declared_capabilities_are_true(name):
+    """The commands trust these declarations instead of probing with hasattr: keep them honest."""
+    import inspect
+
+    cls = get_model_class(name)
+    sample = inspect.signature(cls.sample).parameters
+    assert cls.supports_labels == ("label" in sample)
+    assert cls.can_inpaint == hasattr(cls, "inpaint")
+    assert cls.reports_bound == hasattr(cls, "elbo")
+    assert cls.takes_inputs == ("inputs" in sample)
+    assert cls.can_complete == (hasattr(cls, "complete") or "prompt" in sample or "primer" in sample)
+    assert not cls.latent_space or hasattr(cls, "encode")
+    assert (cls.output == "text") == any(m.startswith("text") for m in cls.modalities)
+    assert (cls.output == "audio") == ("audio" in cls.modalities)
+    assert (cls.output == "piano-roll") == ("music" in cls.modalities)

@@ -115,7 +115,7 @@ def _nll(ev: Evaluation) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ev.seed)  # importance and dequantization noise: fix it
         result = evaluate_nll(model, ev.x, batch_size=ev.batch_size)
-        if hasattr(model, "elbo"):  # a bound beside an estimate shows how tight the estimate is
+        if model.reports_bound:  # a bound beside an estimate shows how tight the estimate is
             elbo = torch.cat([model.elbo(b.to(model.device)).cpu() for b in ev.x.split(ev.batch_size)])
             result["nll_bound"] = float(-elbo.mean())
     if ev.data.info.modality == "music":  # piano rolls: per real frame (padding excluded), as published
@@ -162,7 +162,7 @@ def _text_likelihood(ev: Evaluation) -> dict[str, Any]:
 
 def _translation(ev: Evaluation) -> dict[str, Any]:
     """Greedy outputs of a sequence-to-sequence model for the split's sources, against its targets."""
-    if getattr(ev.data, "pairs", {}).get(ev.split) is None or not hasattr(ev.model, "beam_search"):
+    if getattr(ev.data, "pairs", {}).get(ev.split) is None or not ev.model.takes_inputs:
         raise GenzooError("exact_match, chrf and bleu are for sequence-to-sequence models on pair data")
     return ev.translation
 

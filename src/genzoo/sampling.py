@@ -96,7 +96,7 @@ def inpaint(
         check_array_suffix(out)
         check_out_file(out)
     model, spec = load_run(run, device=device)
-    if not hasattr(model, "inpaint"):
+    if not model.can_inpaint:
         raise GenzooError(f"model '{spec.model}' cannot inpaint; train a ddpm")
     if images is None:
         if split is None:
@@ -149,7 +149,7 @@ def read_npy(path: Path) -> np.ndarray:
 def is_text(spec: RunSpec) -> bool:
     from genzoo.models import get_model_class
 
-    return any(m.startswith("text") for m in get_model_class(spec.model).modalities)
+    return get_model_class(spec.model).output == "text"
 
 
 def check_options(method, options: dict[str, Any], model_name: str) -> None:

@@ -87,6 +87,28 @@ class GenerativeModel(nn.Module):
     log_prob_kind: ClassVar[LogProbKind] = None
     # Trainer defaults that suit this family (lr, batch_size, max_steps, ...); `--set` overrides.
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # Settings `genzoo compare` gives the family so that a comparison in minutes is practical.
+    compare_settings: ClassVar[dict[str, Any]] = {}
+    # Capabilities: what the commands may ask of the family. `sample`, `inpaint`, `evaluate`,
+    # `compare` and `genzoo list --json` read these, never hasattr (a contract test keeps them true).
+    supports_labels: ClassVar[bool] = False  # samples a given class (`--label`) when trained conditional=true
+    can_inpaint: ClassVar[bool] = False  # fills masked pixels (`genzoo inpaint`)
+    can_complete: ClassVar[bool] = False  # continues given data: a prompt, a primer, a top half
+    latent_space: ClassVar[bool] = False  # encodes data to latent codes (`encode`)
+    reports_bound: ClassVar[bool] = False  # a variational bound (`elbo`) beside its log_prob estimate
+    takes_inputs: ClassVar[bool] = False  # maps input sequences to outputs (`sample(inputs=...)`)
+    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll"]] = "tensor"  # what `sample` returns
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """The declarations above, by name (what `genzoo list --json` shows)."""
+        names = ("supports_labels", "can_inpaint", "can_complete", "latent_space", "reports_bound")
+        return {
+            "log_prob": cls.log_prob_kind,
+            **{n: getattr(cls, n) for n in names},
+            "takes_inputs": cls.takes_inputs,
+            "output": cls.output,
+        }
 
     def __init__(self, config: ModelConfig):
         super().__init__()

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -81,13 +81,17 @@ MAX_CATEGORICAL_LEVELS = 32  # "auto" uses binomial units beyond (softmax units 
 @dataclass
 class DBNConfig(ModelConfig):
     hidden: tuple[int, ...] = (256, 256)  # hidden units per layer, bottom to top; one entry = an RBM
-    visible: str = "auto"  # auto | bernoulli (2 levels) | categorical | binomial (discrete) | gaussian
+    visible: Literal["auto", "bernoulli", "categorical", "binomial", "gaussian"] = (
+        "auto"  # auto | bernoulli (2 levels) | categorical | binomial (discrete) | gaussian
+    )
     cd_k: int = 1  # Gibbs steps per negative sample
     # PCD: negatives from persistent chains, not from the data. CD-1 measured better on digits in
     # equal steps (93.4 vs 96.0 nats with a cosine schedule; PCD at a constant lr: 102 for one RBM).
     persistent: bool = False
     pcd_chains: int = 100  # persistent chains per layer
-    propagate: str = "sample"  # what layer l + 1 trains on: "sample" (binary h) or "mean" (p(h|v))
+    propagate: Literal["sample", "mean"] = (
+        "sample"  # what layer l + 1 trains on: "sample" (binary h) or "mean" (p(h|v))
+    )
     layer_steps: int = 2000  # optimizer steps of each layer below the top (the top trains on the rest)
     init_std: float = 0.01  # initial weight std (Hinton 2010, "A practical guide", sec. 8)
     sample_steps: int = 1000  # Gibbs steps in the top RBM per sample
@@ -419,6 +423,8 @@ def _weights_key(module: nn.Module) -> tuple:
 @register_model
 class DBN(GenerativeModel):
     """Deep belief network: RBMs stacked greedily (CD-k / PCD), log-likelihood by AIS."""
+
+    reports_bound = True
 
     Config = DBNConfig
     name = "dbn"

@@ -43,6 +43,7 @@ from genzoo.errors import GenzooError
 from genzoo.metrics.likelihood import discrete_nll_from_density
 from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
+from genzoo.nn.blocks import ActivationName
 from genzoo.nn.flow_layers import (
     ActNorm,
     AffineCoupling,
@@ -69,6 +70,8 @@ class _Flow(GenerativeModel):
     Subclasses fill `self.stages` (lists of `FlowLayer`) and `self.splits` (factor out half the
     channels after that stage?) and set `self._image` (work on (C, H, W), or flatten to (D,)).
     """
+
+    latent_space = True
 
     family = "flow"
     log_prob_kind = "exact"
@@ -358,7 +361,7 @@ class Glow(_Flow):
 class MAFConfig(FlowConfig):
     n_layers: int = 5  # MADE layers, orders alternating between natural and reversed
     hidden: tuple[int, ...] = (128, 128)  # MADE hidden widths
-    activation: str = "relu"
+    activation: ActivationName = "relu"
     actnorm: bool = True  # ActNorm between MADE layers
 
 

@@ -53,6 +53,9 @@ class GPTConfig(ModelConfig):
 class GPT(TokenizedModel):
     """Decoder-only Transformer language model (nanoGPT-style), exact NLL per token."""
 
+    can_complete = True
+    output = "text"
+
     Config = GPTConfig
     name = "gpt"
     family = "autoregressive"
@@ -79,16 +82,16 @@ class GPT(TokenizedModel):
     def __init__(self, config: GPTConfig):
         super().__init__(config)
         c = config
-        if c.data_levels is None or c.data_levels < 2:
+        if self.vocab_size is None or self.vocab_size < 2:
             raise GenzooError("gpt needs tokenized text data (a vocabulary of at least 2 tokens)")
-        self.wte = nn.Embedding(c.data_levels, c.n_embd)
+        self.wte = nn.Embedding(self.vocab_size, c.n_embd)
         self.wpe = nn.Embedding(c.block_size, c.n_embd)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             Block(c.n_embd, c.n_head, c.dropout, c.bias, causal=True) for _ in range(c.n_layer)
         )
         self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
-        self.lm_head = nn.Linear(c.n_embd, c.data_levels, bias=False)
+        self.lm_head = nn.Linear(c.n_embd, self.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
         self.apply(self._init_weights)
         # GPT-2: scale the residual projections by 1/sqrt(2 n_layer) so depth does not grow the stream.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -40,7 +40,9 @@ from genzoo.nn.masked import GatedLayer, MaskedConv2d
 
 @dataclass
 class PixelCNNConfig(ModelConfig):
-    architecture: str = "gated"  # "gated" (no blind spot) or "plain" (masked convs, type A then B)
+    architecture: Literal["gated", "plain"] = (
+        "gated"  # "gated" (no blind spot) or "plain" (masked convs, type A then B)
+    )
     channels: int = 48  # feature maps per layer
     n_layers: int = 6  # gated layers; 6 with kernels 5 then 3 reach every earlier pixel of an 8x8 image
     kernel_size: int = 3  # of every layer after the first
@@ -53,6 +55,9 @@ class PixelCNNConfig(ModelConfig):
 @register_model
 class PixelCNN(GenerativeModel):
     """Gated PixelCNN with a categorical output over the data's levels (exact NLL)."""
+
+    supports_labels = True
+    can_complete = True
 
     Config = PixelCNNConfig
     name = "pixelcnn"

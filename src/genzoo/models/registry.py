@@ -33,7 +33,7 @@ def describe_models() -> list[dict]:
             "name": cls.name,
             "family": cls.family,
             "modalities": list(cls.modalities),
-            "log_prob": cls.log_prob_kind,
+            **cls.capabilities(),
             "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
         }
         for cls in (_MODELS[n] for n in model_names())

@@ -45,6 +45,9 @@ class RNNNADEConfig(ModelConfig):
 class RNNNADE(GenerativeModel):
     """LSTM over time steps with a NADE over the 88 keys of each step (exact NLL per frame)."""
 
+    can_complete = True
+    output = "piano-roll"
+
     Config = RNNNADEConfig
     name = "rnn-nade"
     family = "autoregressive"

@@ -44,6 +44,9 @@ class Seq2SeqConfig(ModelConfig):
 class Seq2Seq(TokenizedModel):
     """Transformer encoder-decoder with cross-attention; greedy and beam-search decoding."""
 
+    takes_inputs = True
+    output = "text"
+
     Config = Seq2SeqConfig
     name = "seq2seq"
     family = "transformer"
@@ -64,11 +67,11 @@ class Seq2Seq(TokenizedModel):
     def __init__(self, config: Seq2SeqConfig):
         super().__init__(config)
         c = config
-        if c.data_levels is None or c.data_levels < 4:
+        if self.vocab_size is None or self.vocab_size < 4:
             raise GenzooError("seq2seq needs tokenized sequence pairs (e.g. --data dates or a .tsv file)")
         if c.data_shape[-1] > c.max_len:
             raise GenzooError(f"sequences of {c.data_shape[-1]} tokens exceed max_len={c.max_len}; raise it")
-        self.embed = nn.Embedding(c.data_levels, c.n_embd)
+        self.embed = nn.Embedding(self.vocab_size, c.n_embd)
         self.pos = nn.Embedding(c.max_len, c.n_embd)
         self.drop = nn.Dropout(c.dropout)
         self.encoder = nn.ModuleList(
@@ -80,7 +83,7 @@ class Seq2Seq(TokenizedModel):
             for _ in range(c.n_decoder_layer)
         )
         self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
-        self.head = nn.Linear(c.n_embd, c.data_levels, bias=False)
+        self.head = nn.Linear(c.n_embd, self.vocab_size, bias=False)
         self.head.weight = self.embed.weight
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Embedding):
@@ -189,7 +192,7 @@ class Seq2Seq(TokenizedModel):
         self, source: torch.Tensor, max_new_tokens: int, beam_size: int = 4, length_penalty: float = 1.0
     ) -> torch.Tensor:
         """The best target (B, T) per source under score / ((5 + length) / 6) ** length_penalty (GNMT)."""
-        b, k, vocab = len(source), beam_size, self.config.data_levels
+        b, k, vocab = len(source), beam_size, self.vocab_size
         memory, mask = self.encode(source)
         memory, mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
         caches = self._new_caches()

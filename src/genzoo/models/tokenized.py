@@ -20,6 +20,11 @@ class TokenizedModel(GenerativeModel):
         super().__init__(config)
         self.tokenizer: Tokenizer | None = None
 
+    @property
+    def vocab_size(self) -> int:
+        """Tokens in the vocabulary: a text model's data levels, under the name they have here."""
+        return self.config.data_levels
+
     @classmethod
     def for_data(cls, info: DataInfo, **overrides: Any) -> TokenizedModel:
         model = super().for_data(info, **overrides)
@@ -44,7 +49,7 @@ class TokenizedModel(GenerativeModel):
         except OSError as err:
             raise GenzooError(f"cannot read '{path}' ({err.strerror})") from err
         tokenizer = tokenizer_from_json(text, source=f"'{path}'")
-        levels = self.config.data_levels
+        levels = self.vocab_size
         if levels is not None and tokenizer.vocab_size != levels:
             # Token ids past the embedding would crash generation far from the cause.
             raise GenzooError(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -33,7 +33,7 @@ from torch import nn
 from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeModel, ModelConfig, class_indices, split_batch, uniform_class_indices
 from genzoo.models.registry import register_model
-from genzoo.nn.blocks import ConvDecoder, ConvEncoder, mlp
+from genzoo.nn.blocks import ActivationName, ConvDecoder, ConvEncoder, mlp
 from genzoo.nn.likelihoods import Rescale, make_likelihood, normal, resolve_likelihood
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -42,22 +42,27 @@ _LOG_2PI = math.log(2 * math.pi)
 OBJECTIVES = ("elbo", "iwae")
 
 
+Objective = Literal["elbo", "iwae"]
+
+
 @dataclass
 class VAEConfig(ModelConfig):
-    architecture: str = "mlp"  # "mlp" (any data) or "conv" (images)
+    architecture: Literal["mlp", "conv"] = "mlp"  # "mlp" (any data) or "conv" (images)
     hidden: tuple[int, ...] = (256, 256)  # MLP widths, encoder order (the decoder mirrors them)
     channels: tuple[int, ...] = (32, 64)  # conv widths, one stride-2 stage each
-    activation: str = "gelu"
+    activation: ActivationName = "gelu"
     latent_dim: int = 16
     dropout: float = 0.1  # on the hidden layers (1000 digits overfit fast without it)
-    likelihood: str = "auto"  # auto (see resolve_likelihood) | logistic | categorical | bernoulli | gaussian
+    likelihood: Literal["auto", "logistic", "categorical", "bernoulli", "gaussian"] = (
+        "auto"  # auto (see resolve_likelihood) | logistic | categorical | bernoulli | gaussian
+    )
     logistic_mixtures: int = 1  # components of the discretized logistic
     gaussian_std: float = 0.0  # fixed std of a Gaussian likelihood (internal units); 0 = learned
-    prior: str = "normal"  # "normal" N(0, I), or "mog": a learned mixture of Gaussians
+    prior: Literal["normal", "mog"] = "normal"  # "normal" N(0, I), or "mog": a learned mixture of Gaussians
     prior_components: int = 16  # mixture components when prior = "mog"
     conditional: bool = False  # class embedding into encoder and decoder (needs labelled data)
     embed_dim: int = 16  # width of that class embedding
-    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound with train_samples
+    objective: Objective = "elbo"  # "elbo", or "iwae": the importance-weighted bound with train_samples
     train_samples: int = 1  # posterior samples per example in training (elbo: averaged; iwae: k)
     # iwae: the doubly reparameterized gradient for the encoder (Tucker et al. 2019), whose signal
     # does not fade as k grows (Rainforth et al. 2018); the decoder's gradient is unchanged. On
@@ -84,6 +89,10 @@ class VAEConfig(ModelConfig):
 @register_model
 class VAE(GenerativeModel):
     """Variational autoencoder (MLP or conv; ELBO or IWAE objective; optionally class-conditional)."""
+
+    supports_labels = True
+    latent_space = True
+    reports_bound = True
 
     Config = VAEConfig
     name = "vae"
@@ -494,7 +503,7 @@ class VAE(GenerativeModel):
 
 @dataclass
 class IWAEConfig(VAEConfig):
-    objective: str = "iwae"
+    objective: Objective = "iwae"
     train_samples: int = 5  # Burda et al. report k = 5 and 50; k multiplies the decoder's cost
 
 

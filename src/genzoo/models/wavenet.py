@@ -101,6 +101,9 @@ class ResidualLayer(nn.Module):
 class WaveNet(GenerativeModel):
     """Dilated causal convolutions over mu-law audio, gated, with fast cached generation (exact NLL)."""
 
+    supports_labels = True
+    output = "audio"
+
     Config = WaveNetConfig
     name = "wavenet"
     family = "autoregressive"

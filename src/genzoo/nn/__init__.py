@@ -1,6 +1,6 @@
 """Shared building blocks: MLP / conv stacks (`blocks`) and output distributions (`likelihoods`)."""
 
-from genzoo.nn.blocks import ConvDecoder, ConvEncoder, activation, mlp
+from genzoo.nn.blocks import ActivationName, ConvDecoder, ConvEncoder, activation, mlp
 from genzoo.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from genzoo.nn.likelihoods import (
     Bernoulli,
@@ -25,6 +25,7 @@ __all__ = [
     "Rescale",
     "TimestepEmbedding",
     "UNet",
+    "ActivationName",
     "activation",
     "make_likelihood",
     "mlp",

@@ -9,12 +9,15 @@ special casing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
 from genzoo.errors import GenzooError
 
+# The activations a config may name (its field is typed with this, so `--set` checks the choice).
+ActivationName = Literal["relu", "gelu", "silu", "elu", "leaky_relu", "tanh"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,

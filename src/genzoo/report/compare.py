@@ -11,7 +11,7 @@ REPORT_DIR/
 
 Budget and reproducibility. A time budget alone would make the step count, and so every number,
 depend on the machine's speed at that moment. So the budget is turned into a step count once per
-model: a short timed calibration (`calibration_seconds` of real training) measures seconds per step,
+model: a short timed calibration (report/plan.py) measures seconds per step,
 and steps = budget / (seconds per step), at most the family's own default length. plan.json keeps
 these counts; a rerun with the same arguments (or `steps_from` another report's plan, or fixed
 `max_steps`) trains exactly those steps and reproduces every metric exactly on CPU. Timings
@@ -19,7 +19,7 @@ these counts; a rerun with the same arguments (or `steps_from` another report's 
 overruns 1.5x its budget (a busier machine than at calibration) is stopped there and flagged
 `time_capped`: its numbers then depend on the machine.
 
-Robustness. Each training runs in its own process (`_worker`, given a JOB.json), so
+Robustness. Each training runs in its own process (report/worker.py, given a JOB.json), so
 an exception, a non-finite loss or the kernel's out-of-memory kill ends that run only; it is shown
 as failed with its reason and the report is still written. Peak memory is that process's maximum
 resident set (CPU) or torch's peak allocation (CUDA). Finished runs are reused when `compare` is
@@ -31,11 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,25 +40,13 @@ from typing import Any
 import torch
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import atomic_write_text
-from genzoo.models.gan import SMALL_IMAGE_SETTINGS
+from genzoo.report.worker import TRAIN_MARKER, describe_failure, read_json, run_worker, write_json
 
 SCHEMA = "genzoo.compare/1"
-TRAIN_MARKER = "compare_train.json"
 EVAL_MARKER = "compare_eval.json"
 PLAN_FILE = "plan.json"
 TIME_CAP = 1.5  # a run stops at this multiple of its budget (and is flagged) if calibration was off
 EVAL_GUESS = 30.0  # seconds of start-up and evaluation per run, until the first run has measured them
-
-# Settings compare applies to a family so that the comparison is practical: DDPM samples with 50
-# DDIM steps (1000 ancestral steps would take ~16 min for FID's 1000 digits on a CPU); DCGAN uses
-# its small-image settings with packing 2, which hit all ten digit classes by step 1000, where its
-# toy-oriented defaults (batch 256, wide nets) got through 56 steps of a 2-minute budget and
-# learned nothing.
-COMPARE_SETTINGS: dict[str, dict[str, Any]] = {
-    "ddpm": {"sampler": "ddim", "sample_steps": 50},
-    "dcgan": {**SMALL_IMAGE_SETTINGS, "pack": 2},
-}
 
 
 @dataclass
@@ -116,165 +100,9 @@ def _hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
-
-
 def _duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-# ---- steps from a budget ------------------------------------------------------------------
-def steps_settings(model: str, steps: int) -> dict[str, Any]:
-    """Settings that make `model` train `steps` steps with its whole schedule inside them.
-
-    The cosine decay is shortened to the run (the families fix `lr_decay_steps` at their default
-    length, which a short budget would never reach); the DBN splits the steps evenly between its
-    layers as its defaults do (it would otherwise leave the upper layers untrained).
-    """
-    from genzoo.models import get_model_class
-
-    cls = get_model_class(model)
-    out: dict[str, Any] = {"train.max_steps": steps}
-    if "lr_decay_steps" in cls.train_defaults:
-        out["train.lr_decay_steps"] = steps
-    out.update({f"model.{k}": v for k, v in cls.settings_for_steps(steps, {}).items()})
-    return out
-
-
-def default_steps(model: str) -> int:
-    from genzoo.models import get_model_class
-    from genzoo.train.config import TrainConfig
-
-    return int(get_model_class(model).train_defaults.get("max_steps", TrainConfig.max_steps))
-
-
-def calibrate(model: str, data: str, settings: dict[str, Any], seconds: float, device: str) -> dict[str, Any]:
-    """Seconds per step of the real configuration, timed for about `seconds` on a throw-away model."""
-    from genzoo.models import get_model_class
-    from genzoo.settings import route
-    from genzoo.train.run import RunSpec, build_model, setting_fields
-    from genzoo.train.trainer import Trainer
-
-    routed = route(settings, setting_fields(model, data))
-    spec = RunSpec(model, data, routed["data"], routed["model"], routed["train"])
-    config = spec.train_config()
-    dataset = spec.load_data()
-    with tempfile.TemporaryDirectory() as scratch, torch.random.fork_rng(devices=[]):
-        instance = build_model(get_model_class(model), dataset, spec.model_settings, config.seed)
-        trainer = Trainer(instance, dataset, config, scratch, device=device, quiet=True)
-        per_step, _ = trainer.measure_seconds(seconds)
-    return {"seconds_per_step": round(per_step, 6)}
-
-
-# ---- one training, in its own process -------------------------------------------------------
-def train_job(job: dict[str, Any]) -> dict[str, Any]:
-    """What the worker process does: calibrate when no step count is planned, then train."""
-    from genzoo.models import get_model_class
-    from genzoo.train.run import run_progress, train
-
-    if job.get("threads"):
-        torch.set_num_threads(job["threads"])
-    model, data, out = job["model"], job["data"], Path(job["out"])
-    base = {**job["settings"], "train.seed": job["seed"]}  # dotted: toy2d data have a seed too
-    result: dict[str, Any] = {"key": job["key"], "model": model, "seed": job["seed"]}
-    steps, calibration = job.get("steps"), None
-    if steps is None:
-        calibration = calibrate(model, data, base, job["calibration_seconds"], job["device"])
-        per_step = calibration["seconds_per_step"]
-        steps = max(1, min(default_steps(model), math.floor(job["time_budget"] / per_step)))
-    settings = {**base, **steps_settings(model, steps)}
-    if job.get("time_cap"):
-        settings["train.time_limit"] = job["time_cap"]
-    instance, _ = train(model, data, out, settings, device=job["device"], quiet=job.get("quiet", True))
-    progress = run_progress(out)
-    result.update(
-        status="ok",
-        steps=steps,
-        steps_done=progress["step"],
-        time_capped=progress["step"] < steps,
-        calibration=calibration,
-        train_seconds=round(progress["elapsed"], 3),
-        params=sum(p.numel() for p in instance.parameters()),
-        family=get_model_class(model).family,
-    )
-    if torch.cuda.is_available() and instance.device.type == "cuda":
-        result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return result
-
-
-def _describe_failure(err: BaseException) -> str:
-    if isinstance(err, GenzooError):
-        return str(err)
-    if isinstance(err, MemoryError) or "out of memory" in str(err).lower():
-        return f"out of memory ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-    first = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: {first}"
-
-
-def _train_and_mark(job: dict[str, Any]) -> dict[str, Any]:
-    """`train_job`, with any failure turned into a result; written as the run's marker."""
-    try:
-        result = train_job(job)
-    except Exception as err:  # every failure is reported, whatever raised it
-        result = {"key": job["key"], "model": job["model"], "seed": job["seed"], "status": "failed"}
-        result["reason"] = _describe_failure(err)
-    Path(job["out"]).mkdir(parents=True, exist_ok=True)
-    _write_json(Path(job["out"]) / TRAIN_MARKER, result)
-    return result
-
-
-def _worker(job_file: str) -> int:
-    _train_and_mark(json.loads(Path(job_file).read_text()))
-    return 0
-
-
-def run_worker(job: dict[str, Any], isolate: bool = True) -> dict[str, Any]:
-    """Run `train_job` in a child process; its result with the child's peak memory, or why it died.
-
-    `isolate=False` trains in this process instead (no start-up cost, no memory figure, and a crash
-    takes the whole command down): for tests and quick looks.
-    """
-    out = Path(job["out"])
-    if out.exists():
-        shutil.rmtree(out)  # an unfinished or failed earlier attempt
-    out.mkdir(parents=True)
-    if not isolate:
-        with torch.random.fork_rng(devices=[]):
-            return _train_and_mark(job)
-    job_file = out / "compare_job.json"
-    _write_json(job_file, job)
-    code = "import sys; from genzoo.report.compare import _worker; sys.exit(_worker(sys.argv[1]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(job_file)])
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except KeyboardInterrupt:
-        proc.kill()
-        proc.wait()
-        raise
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    result = _read_json(out / TRAIN_MARKER)
-    if proc.returncode != 0 or result is None:
-        if proc.returncode < 0:
-            reason = f"the training process was killed by signal {-proc.returncode}"
-            if -proc.returncode == 9:
-                reason += " (most likely out of memory)"
-        else:
-            reason = f"the training process exited with code {proc.returncode}"
-        result = {"key": job["key"], "model": job["model"], "seed": job["seed"], "status": "failed"}
-        result["reason"] = reason
-    if result["status"] == "ok" and "peak_memory_mb" not in result:
-        result["peak_memory_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
-    _write_json(out / TRAIN_MARKER, result)
-    return result
 
 
 # ---- evaluation, in this process ------------------------------------------------------------
@@ -302,7 +130,7 @@ def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
         {"split": config.split, "n": config.num_samples, "nll_n": config.nll_examples, "seed": config.seed,
          "v": SCHEMA}
     )  # fmt: skip
-    cached = _read_json(run_dir / EVAL_MARKER)
+    cached = read_json(run_dir / EVAL_MARKER)
     if cached and cached.get("key") == key:
         return cached
     model, spec = load_run(run_dir, device=config.device)
@@ -333,7 +161,7 @@ def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
         "params": sum(p.numel() for p in model.parameters()),
         "preview": samples[:64].tolist(),
     }
-    _write_json(run_dir / EVAL_MARKER, result)
+    write_json(run_dir / EVAL_MARKER, result)
     return result
 
 
@@ -407,6 +235,7 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
 
 def _run_compare(config: CompareConfig) -> dict[str, Any]:
     from genzoo.data import load_dataset
+    from genzoo.models import get_model_class
     from genzoo.report.html import write_report
 
     started = time.perf_counter()
@@ -414,9 +243,9 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
     existing = _check_inputs(config)  # and so does every other input: before any training starts
     config.out.mkdir(parents=True, exist_ok=True)
     plan_path = config.out / PLAN_FILE
-    plan = _read_json(plan_path) or {}
+    plan = read_json(plan_path) or {}
     if config.steps_from is not None:
-        earlier = _read_json(Path(config.steps_from) / PLAN_FILE)
+        earlier = read_json(Path(config.steps_from) / PLAN_FILE)
         if earlier is None:
             raise GenzooError(
                 f"'{config.steps_from}' has no readable {PLAN_FILE}; give an earlier compare's --out"
@@ -429,7 +258,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     for i, (model, seed) in enumerate(jobs):
         settings = {
-            **COMPARE_SETTINGS.get(model, {}),
+            **get_model_class(model).compare_settings,
             **config.settings.get(model, {}),
             **{f"data.{k}": v for k, v in config.data_options.items()},
         }
@@ -455,7 +284,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
         job["key"] = _hash(
             {k: v for k, v in job.items() if k not in ("steps", "quiet", "out", "calibration_seconds")}
         )
-        done = _read_json(run_dir / TRAIN_MARKER) or {}
+        done = read_json(run_dir / TRAIN_MARKER) or {}
         if steps and (done.get("key"), done.get("status"), done.get("steps")) == (job["key"], "ok", steps):
             progress.say(f"{i + 1}/{len(jobs)} {model} seed {seed}: reusing the finished run")
             trained, reused = done, True
@@ -469,7 +298,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
                     "steps": trained["steps"],
                     "calibration": trained["calibration"],
                 }
-                _write_json(plan_path, plan)
+                write_json(plan_path, plan)
         records.append(_evaluate(trained, run_dir, config, progress))
         progress.job_done(trained=not reused)
 
@@ -490,7 +319,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
 
     results["recommendation"] = recommend(results["models"], config.priority)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
-    _write_json(config.out / "results.json", results)
+    write_json(config.out / "results.json", results)
     write_report(results, {r["run_dir"]: r.get("preview") for r in records}, config.out / "index.html")
     progress.left_jobs = 0
     progress.say(f"wrote {config.out / 'index.html'} and results.json")
@@ -505,7 +334,7 @@ def _check_inputs(config: CompareConfig) -> list[tuple[Path, Any]]:
 
     for model in config.models:
         get_model_class(model)
-        settings = {**COMPARE_SETTINGS.get(model, {}), **config.settings.get(model, {})}
+        settings = {**get_model_class(model).compare_settings, **config.settings.get(model, {})}
         routed = route(settings, setting_fields(model, config.data))
         RunSpec(model, config.data, {}, routed["model"], routed["train"]).train_config()
     existing = []
@@ -548,7 +377,7 @@ def _evaluate(trained: dict[str, Any], run_dir: Path, config: CompareConfig, pro
     try:
         evaluated = evaluate_job(run_dir, config)
     except Exception as err:  # a model that trains but cannot be measured is still shown
-        record.update(status="failed", reason=f"evaluation: {_describe_failure(err)}")
+        record.update(status="failed", reason=f"evaluation: {describe_failure(err)}")
         return record
     record.update({k: v for k, v in evaluated.items() if k != "key"})
     return record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Literal
 
 from genzoo.errors import GenzooError, did_you_mean
 
@@ -15,7 +16,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 0
-    lr_schedule: str = "cosine"  # "cosine" (decays to min_lr_ratio * lr over lr_decay_steps) or "constant"
+    lr_schedule: Literal["cosine", "constant"] = (
+        "cosine"  # "cosine" (decays to min_lr_ratio * lr over lr_decay_steps) or "constant"
+    )
     # Length of the cosine decay; 0 = the run's length. A fixed value (as nanoGPT's lr_decay_iters)
     # makes a short run a prefix of a long one, so stopping and resuming changes nothing.
     lr_decay_steps: int = 0
@@ -39,7 +42,7 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
     log_every: int = 50
     max_nonfinite: int = 20  # abort after this many non-finite losses in a row
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    precision: Literal["fp32", "bf16"] = "fp32"  # "fp32" or "bf16" (autocast)
     seed: int = 0
 
     def __post_init__(self) -> None:
