@@ -72,3 +72,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ddpm_run(tmp_path_factory):
+    """A tiny trained DDPM run (10 diffusion steps, a few updates): enough to exercise the commands."""
+    from genzoo.cli import main
+
+    run = tmp_path_factory.mktemp("ddpm") / "run"
+    code = main(
+        ["train", "ddpm", "--data", "digits", "--out", str(run), "--max-steps", "3", "--quiet"]
+        + ["--set", "num_steps=10", "--set", "channels=8", "--set", "eval_every=0"]
+    )
+    assert code == 0
+    return run

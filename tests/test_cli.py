@@ -213,18 +213,6 @@ def test_demo_writes_its_pictures(tmp_path, capsys):
         assert (tmp_path / f"{name}.png").stat().st_size > 200
 
 
-@pytest.fixture(scope="module")
-def ddpm_run(tmp_path_factory):
-    """A tiny DDPM (10 diffusion steps, a few updates): enough to exercise the CLI's options."""
-    run = tmp_path_factory.mktemp("ddpm") / "run"
-    code = main(
-        ["train", "ddpm", "--data", "digits", "--out", str(run), "--max-steps", "3", "--quiet"]
-        + ["--set", "num_steps=10", "--set", "channels=8", "--set", "eval_every=0"]
-    )
-    assert code == 0
-    return run
-
-
 def test_sample_with_sampler_label_and_guidance(ddpm_run, tmp_path, capsys):
     out = tmp_path / "s.npy"
     argv = ["sample", str(ddpm_run), "-n", "4", "--out", str(out), "--sampler", "ddim", "--steps", "5"]

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
-    p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
+    p.add_argument("--sampler", help="diffusion sampler: ddpm, ddim or dpm-solver++")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 like DDPM")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight w >= 0 (with --label)")
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"region to fill: {', '.join(MASK_REGIONS)}, or a .npy of booleans (True = fill)",
     )
     p.add_argument("--out", required=True, type=out_path, help=".npy (filled images) or .png (grid)")
-    p.add_argument("--sampler", help="family sampler (e.g. ddpm, ddim)")
+    p.add_argument("--sampler", help="diffusion sampler: ddpm or ddim")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--resample", type=int, help="RePaint resampling per step (1 = plain replacement)")
     p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 like DDPM")

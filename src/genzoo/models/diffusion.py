@@ -35,7 +35,7 @@ from genzoo.models.base import GenerativeModel, ModelConfig, class_indices, spli
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
 from genzoo.nn.unet import UNet
-from genzoo.samplers import SAMPLERS, NoiseSchedule, ddim_sample, ddpm_sample, reconstruction_guided
+from genzoo.samplers import NoiseSchedule, reconstruction_guided, sampler_spec
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -53,8 +53,8 @@ class DDPMConfig(ModelConfig):
     label_dropout: float = 0.1  # P(label -> "no label") in training, for classifier-free guidance
     variance: str = "small"  # reverse-process variance: "small" (betatilde_t) or "large" (beta_t)
     clip_denoised: bool = True  # clip x0_hat to the data range when sampling and in the bound
-    sampler: str = "ddpm"  # default sampler: "ddpm" or "ddim"
-    sample_steps: int = 0  # default sampler steps; 0 = all T for ddpm, 50 for ddim
+    sampler: str = "ddpm"  # default sampler, a name in genzoo.samplers.SAMPLERS: ddpm, ddim, dpm-solver++
+    sample_steps: int = 0  # default sampler steps; 0 = its own: ddpm all T, ddim 50, dpm-solver++ 20
 
 
 def discretized_gaussian_log_prob(
@@ -92,6 +92,11 @@ def gaussian_kl(
 class DDPM(GenerativeModel):
     """DDPM (epsilon prediction) with DDIM sampling, classifier-free guidance and inpainting."""
 
+    supports_labels = True
+    can_inpaint = True
+    # 1000 ancestral steps would take ~16 min for FID's 1000 digits on a CPU.
+    compare_settings = {"sampler": "ddim", "sample_steps": 50}
+
     Config = DDPMConfig
     name = "ddpm"
     family = "diffusion"
@@ -117,8 +122,7 @@ class DDPM(GenerativeModel):
             raise GenzooError(f"ddpm models images (C, H, W); got data of shape {self.shape}")
         if c.variance not in ("small", "large"):
             raise GenzooError(f"variance must be 'small' or 'large', got '{c.variance}'")
-        if c.sampler not in SAMPLERS:
-            raise GenzooError(f"unknown sampler '{c.sampler}'; choose one of: {', '.join(SAMPLERS)}")
+        sampler_spec(c.sampler)  # an unknown default sampler fails here, not at the first sample
         if not 0 <= c.label_dropout <= 1:
             raise GenzooError(f"label_dropout must be in [0, 1], got {c.label_dropout}")
         self.schedule = NoiseSchedule.make(c.schedule, c.num_steps)
@@ -199,20 +203,23 @@ class DDPM(GenerativeModel):
         generator: torch.Generator | None,
         sampler: str | None,
         steps: int | None,
-        eta: float,
         guidance: float,
         label: torch.Tensor | None,
-        known: tuple[torch.Tensor, torch.Tensor] | None = None,
-        resample: int = 1,
+        options: dict[str, Any],
+        defaults: dict[str, Any] | None = None,
         reconstruction: float = 0.0,
     ) -> torch.Tensor:
+        """Look the sampler up in the table and call it. `options` are the sampler options asked for
+        (None = not asked: each must be one the sampler takes); `defaults` the model's own, passed
+        where the sampler takes them."""
         c = self.config
-        sampler = sampler or c.sampler
-        if sampler not in SAMPLERS:
-            raise GenzooError(f"unknown sampler '{sampler}'; choose one of: {', '.join(SAMPLERS)}")
+        spec = sampler_spec(sampler or c.sampler)
+        given = {k: v for k, v in options.items() if v is not None}
+        chosen = spec.options_for(given, {"variance": c.variance, **(defaults or {})})
         if guidance < 0:
             raise GenzooError(f"guidance must be >= 0, got {guidance}")
-        steps = steps or c.sample_steps or (None if sampler == "ddpm" else min(50, c.num_steps))
+        steps = steps or c.sample_steps or spec.steps_for(c.num_steps)
+        known = given.get("known")
 
         def eps_fn(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             return self.guided_eps(x, index, label, guidance)
@@ -222,18 +229,9 @@ class DDPM(GenerativeModel):
         if reconstruction > 0 and known is not None:
             eps_fn = reconstruction_guided(eps_fn, self.schedule, known, reconstruction)
 
-        common = {
-            "generator": generator,
-            "steps": steps,
-            "clip": c.clip_denoised,
-            "known": known,
-            "resample": resample,
-        }
-        if sampler == "ddpm":
-            if eta not in (0.0, 1.0):
-                raise GenzooError("eta applies to the ddim sampler only")
-            return ddpm_sample(eps_fn, self.schedule, x_T, variance=c.variance, **common)
-        return ddim_sample(eps_fn, self.schedule, x_T, eta=eta, **common)
+        return spec.fn(
+            eps_fn, self.schedule, x_T, generator=generator, steps=steps, clip=c.clip_denoised, **chosen
+        )
 
     @torch.no_grad()
     def sample(
@@ -243,14 +241,15 @@ class DDPM(GenerativeModel):
         generator: torch.Generator | None = None,
         sampler: str | None = None,
         steps: int | None = None,
-        eta: float = 0.0,
+        eta: float | None = None,
         guidance: float = 0.0,
         label: int | torch.Tensor | None = None,
         batch_size: int = 1000,
     ) -> torch.Tensor:
-        """`n` samples in dataset units. `sampler` "ddpm" (ancestral, all T steps unless `steps`)
-        or "ddim" (`steps`, default 50; `eta` 0 = deterministic); `label` (int or n ints) with
-        `guidance` w >= 0 samples classes of a conditional model."""
+        """`n` samples in dataset units. `sampler` names an entry of `genzoo.samplers.SAMPLERS`:
+        "ddpm" (ancestral, all T steps unless `steps`), "ddim" (`steps`, default 50; `eta`, default
+        0 = deterministic) or "dpm-solver++" (deterministic, `steps` default 20); `label` (int or n
+        ints) with `guidance` w >= 0 samples classes of a conditional model."""
         if n < 0:
             raise GenzooError(f"number of samples must be >= 0, got {n}")
         y = self._labels(n, label)
@@ -261,7 +260,13 @@ class DDPM(GenerativeModel):
                 rows = slice(start, start + batch_size)
                 parts.append(
                     self._run_sampler(
-                        x_T[rows], generator, sampler, steps, eta, guidance, None if y is None else y[rows]
+                        x_T[rows],
+                        generator,
+                        sampler,
+                        steps,
+                        guidance,
+                        None if y is None else y[rows],
+                        {"eta": eta},
                     )
                 )
             x0 = torch.cat(parts) if parts else x_T
@@ -276,8 +281,8 @@ class DDPM(GenerativeModel):
         generator: torch.Generator | None = None,
         sampler: str | None = None,
         steps: int | None = None,
-        eta: float = 1.0,
-        resample: int = 1,
+        eta: float | None = None,
+        resample: int | None = None,
         reconstruction: float = 20.0,
         guidance: float = 0.0,
         label: int | torch.Tensor | None = None,
@@ -287,7 +292,8 @@ class DDPM(GenerativeModel):
         `mask` broadcasts against `x` (e.g. (H, W) or (N, 1, H, W)). At every reverse step the
         known pixels are replaced by a draw of q(x_{t-1} | x_0) ("replacement"); `resample > 1`
         re-noises and redoes each step that many times so the fill harmonises (RePaint);
-        `reconstruction > 0` adds reconstruction guidance of that weight (see `samplers`).
+        `reconstruction > 0` adds reconstruction guidance of that weight (see `samplers`). Only
+        samplers whose table entry takes `known` inpaint (ddpm, ddim; `eta` defaults to 1 here).
         The defaults (DDIM eta 1, reconstruction 20, no resampling) fill the bottom half of
         digits so that a classifier names the true digit 86% of the time, against 71% for
         RePaint with 10 resamplings (benchmarks/diffusion_digits.py).
@@ -312,11 +318,10 @@ class DDPM(GenerativeModel):
                 generator,
                 sampler,
                 steps,
-                eta,
                 guidance,
                 y,
-                known=(x0, ~fill),
-                resample=resample,
+                {"known": (x0, ~fill), "eta": eta, "resample": resample},
+                defaults={"eta": 1.0},
                 reconstruction=reconstruction,
             )
         out = torch.where(fill, self.rescale.to_data(out), x)
