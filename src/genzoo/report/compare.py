@@ -17,7 +17,8 @@ these counts; a rerun with the same arguments (or `steps_from` another report's 
 `max_steps`) trains exactly those steps and reproduces every metric exactly on CPU. Timings
 (training seconds, sampling seconds, memory) are measurements and vary from run to run. A run that
 overruns 1.5x its budget (a busier machine than at calibration) is stopped there and flagged
-`time_capped`: its numbers then depend on the machine.
+`time_capped`: its numbers then depend on the machine. Runs whose steps come from a plan are never
+cut short.
 
 Robustness. Each training runs in its own process (report/worker.py, given a JOB.json), so
 an exception, a non-finite loss or the kernel's out-of-memory kill ends that run only; it is shown
@@ -272,7 +273,9 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
             "settings": settings,
             "steps": steps,
             "time_budget": config.time_budget,
-            "time_cap": round(TIME_CAP * config.time_budget, 1) if not config.max_steps else 0,
+            # Only a run calibrated just now can have been misjudged; planned steps (a rerun,
+            # --steps-from) are trained to the end, so they reproduce on any machine.
+            "time_cap": round(TIME_CAP * config.time_budget, 1) if steps is None else 0,
             "calibration_seconds": config.calibration_seconds
             or min(15.0, max(3.0, 0.05 * config.time_budget)),
             "device": config.device,
@@ -280,9 +283,14 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
             "out": str(run_dir),
             "quiet": config.quiet,
         }
-        # The key leaves out the step count: a run that calibrated has none in its job, only in its result.
+        # The key leaves out the step count (a run that calibrated has none in its job, only in its
+        # result) and the time cap (a guard, not a setting).
         job["key"] = _hash(
-            {k: v for k, v in job.items() if k not in ("steps", "quiet", "out", "calibration_seconds")}
+            {
+                k: v
+                for k, v in job.items()
+                if k not in ("steps", "quiet", "out", "calibration_seconds", "time_cap")
+            }
         )
         done = read_json(run_dir / TRAIN_MARKER) or {}
         if steps and (done.get("key"), done.get("status"), done.get("steps")) == (job["key"], "ok", steps):
