@@ -31,7 +31,7 @@ import yaml
 
 from genzoo.data import Dataset, dataset_options, load_dataset
 from genzoo.data.registry import resolve
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, first_line
 from genzoo.files import check_writable
 from genzoo.memory import FLOAT_BYTES, TRAINING_COPIES, check_fits, parameter_count
 from genzoo.models import GenerativeModel, ModelConfig, get_model_class
@@ -43,7 +43,7 @@ from genzoo.train.config import TrainConfig
 from genzoo.train.device import resolve_device
 from genzoo.train.lock import RunLock
 from genzoo.train.monitor import collapse_monitor
-from genzoo.train.trainer import METRICS_FILE, STATE_FILE, Trainer, read_metrics
+from genzoo.train.trainer import METRICS_FILE, STATE_FILE, Trainer, read_metrics, read_state
 from genzoo.version import __version__
 
 RUN_FILE = "run.json"
@@ -237,8 +237,9 @@ def build_model(cls: type[GenerativeModel], dataset: Dataset, settings: dict[str
     except (MemoryError, RuntimeError) as err:
         if not isinstance(err, MemoryError) and "memory" not in str(err):
             raise
-        first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise GenzooError(f"the model does not fit in memory ({first}); lower the size settings") from None
+        raise GenzooError(
+            f"the model does not fit in memory ({first_line(err)}); lower the size settings"
+        ) from None
 
 
 def _plan_budget(
@@ -310,13 +311,13 @@ def run_progress(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / STATE_FILE
     if not path.is_file():
         return None
+    state = read_state(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         seed = state.get("train_config", {}).get("seed")
         return {"step": int(state["step"]), "elapsed": float(state["elapsed"]), "seed": seed}
-    except Exception as err:  # torch raises pickle, zip and runtime errors alike
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise GenzooError(
-            f"'{path}' is not a genzoo checkpoint ({type(err).__name__}); restore it or retrain the run"
+            f"'{path}' is not a genzoo checkpoint ({first_line(err)}); retrain the run"
         ) from None
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from genzoo.data.base import Dataset
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, first_line
 from genzoo.models.base import GenerativeModel, Phase, atomic_write_text
 from genzoo.progress import Progress
 from genzoo.train.config import TrainConfig
@@ -393,11 +393,7 @@ class Trainer:
         path = self.out_dir / STATE_FILE
         if not path.is_file():
             raise GenzooError(f"cannot resume: '{path}' does not exist; drop --resume to start a new run")
-        not_ours = f"cannot resume: '{path}' is not a genzoo checkpoint"
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:  # torch raises pickle, zip and runtime errors alike
-            raise GenzooError(f"{not_ours} ({type(err).__name__}); restore it or train a new run") from None
+        state = read_state(path, self.device)
         try:
             self.model.load_state_dict(state["model"])
             if len(state["optimizers"]) != len(self.optimizers):
@@ -414,13 +410,25 @@ class Trainer:
             )
             best = state.get("best")
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-            raise GenzooError(f"{not_ours} of this model ({reason}); restore it or train a new run") from None
+            raise GenzooError(
+                f"cannot resume: '{path}' is not a genzoo checkpoint of this model ({first_line(err)}); "
+                "restore it or train a new run"
+            ) from None
         torch.set_rng_state(rng)
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.elapsed, self.nonfinite_total, self.best = step, elapsed, nonfinite, best
         self.checkpoint_step = step
+
+
+def read_state(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """What trainer_state.pt holds, read without running pickle code; anything else is a GenzooError."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors alike
+        raise GenzooError(
+            f"'{path}' is not a genzoo checkpoint ({type(err).__name__}); restore it or train a new run"
+        ) from None
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
