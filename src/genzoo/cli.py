@@ -13,6 +13,7 @@ from pathlib import Path
 from genzoo.errors import GenzooError
 from genzoo.files import read_utf8
 from genzoo.sampling import MASK_REGIONS
+from genzoo.train.config import SEED_LIMIT
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -23,6 +24,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USER_ERROR, f"genzoo: error: {message}; see `{self.prog} --help`\n")
+
+
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda or mps"
 
 
 def out_path(text: str) -> Path:
@@ -36,7 +40,7 @@ def seed(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"the seed must be a whole number, got '{text}'") from None
-    if not 0 <= value < 2**32:
+    if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"the seed must be in 0 .. 2**32 - 1, got {text}")
     return value
 
@@ -84,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--time-budget", help="stop after this long: 90s, 5m, 1h")
     p.add_argument("--seed", type=seed, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="draw samples from a trained run")
@@ -96,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=".png (grid or scatter) or .npy (raw, dataset units); .txt for text; .mid or .wav for music and audio",
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
     p.add_argument("--sampler", help="diffusion sampler: ddpm, ddim or dpm-solver++")
     p.add_argument("--steps", type=int, help="sampler steps")
@@ -138,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reconstruction", type=float, help="reconstruction guidance weight (0 = replacement only)"
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     p = sub.add_parser(
         "evaluate",
@@ -153,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-samples", type=int, default=1000, help="samples drawn for sample metrics (default 1000)"
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser(
@@ -187,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nll-examples", type=int, default=0, help="NLL on the split's first N examples (default 0: all)"
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads for training and evaluation (0 = default)"
     )

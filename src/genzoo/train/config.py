@@ -7,6 +7,8 @@ from typing import Literal
 
 from genzoo.errors import GenzooError, did_you_mean
 
+SEED_LIMIT = 2**32  # seeds are 0 .. 2**32 - 1: what torch and numpy generators both take
+
 
 @dataclass
 class TrainConfig:
@@ -63,7 +65,7 @@ class TrainConfig:
             (self.time_budget >= 0, "time_budget must be >= 0"),
             (self.time_limit >= 0, "time_limit must be >= 0"),
             (not (self.time_budget and self.epochs), "give epochs or time_budget, not both"),
-            (0 <= self.seed < 2**32, "seed must be in 0 .. 2**32 - 1"),
+            (0 <= self.seed < SEED_LIMIT, "seed must be in 0 .. 2**32 - 1"),
             (self.checkpoint_every > 0, "checkpoint_every must be > 0"),
             (self.log_every > 0, "log_every must be > 0"),
             (self.max_nonfinite > 0, "max_nonfinite must be > 0"),
