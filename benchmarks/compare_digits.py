@@ -3,13 +3,18 @@ recommendation, and a screenshot of the report taken by headless Chromium.
 
     python benchmarks/compare_digits.py [--budget 2m] [--work runs/compare-digits]
     python benchmarks/compare_digits.py --repeat-check vae,dcgan   (after the first)
+    python benchmarks/compare_digits.py --reproduce --work runs/reproduce-digits
+
 
 Target (issue 9): at least six families (VAE, a GAN, DDPM, a flow, PixelCNN, DBN) within 30 minutes
 on the 2-core CPU. NLL is measured on the first 100 test digits (a DDPM bound costs 1000 network
 calls per digit); sample metrics on all 447 against 1000 samples. `--repeat-check` trains the named
 models again from scratch into a second directory with the first run's step counts (`--steps-from`)
 and records whether every metric came out identical (timings are measurements and are left out of
-that comparison), in compare_digits_repeat.json.
+that comparison), in compare_digits_repeat.json. `--reproduce` trains all six with the step counts
+saved in compare_digits.json (no calibration, so any machine gets them) and checks every metric of
+the README table against the saved one, in compare_digits_reproduce.json: a refactor that changes
+a published number fails it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from genzoo.cli import main as genzoo
 
 MODELS = "vae,dcgan,ddpm,realnvp,pixelcnn,dbn"
 REPEAT_JSON = RESULTS / "compare_digits_repeat.json"
+SAVED_JSON = RESULTS / "compare_digits.json"
 REPEATABLE = (
     "nll",
     "fid",
@@ -77,8 +83,7 @@ def repeat_check(work: Path, models: str, budget: str) -> None:
     first = json.loads((work / "results.json").read_text())["models"]
     again = work.with_name(work.name + "-repeat")
     shutil.rmtree(again, ignore_errors=True)
-    check = ["compare", "--data", "digits", "--models", models, "--steps-from", str(work),
-             "--time-budget", budget, "--threads", "1", "--nll-examples", "100", "--out", str(again)]  # fmt: skip
+    check = [*compare_command(models, budget, again), "--steps-from", str(work)]
     if genzoo(check) != 0:
         sys.exit("repeat compare failed")
     second = json.loads((again / "results.json").read_text())["models"]
@@ -103,6 +108,50 @@ def repeat_check(work: Path, models: str, budget: str) -> None:
     save(REPEAT_JSON.stem, merged)
 
 
+def compare_command(models: str, budget: str, work: Path) -> list[str]:
+    return ["compare", "--data", "digits", "--models", models, "--time-budget", budget,
+            "--threads", "1", "--nll-examples", "100", "--out", str(work)]  # fmt: skip
+
+
+def reproduce(work: Path, budget: str) -> None:
+    """Train the six with the saved plan's step counts; is every saved table metric identical?"""
+    from genzoo.models import get_model_class
+    from genzoo.report.compare import PLAN_FILE, CompareConfig, plan_key
+    from genzoo.settings import parse_duration
+
+    saved = json.loads(SAVED_JSON.read_text())
+    models = ",".join(saved["plan"])
+    command = compare_command(models, budget, work)
+    # The plan compare would have calibrated, with the saved step counts (same key: same config).
+    config = CompareConfig(data="digits", models=list(saved["plan"]), out=work, threads=1,
+                           time_budget=parse_duration(budget))  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    plan = {
+        plan_key(config, m, dict(get_model_class(m).compare_settings)): {"model": m, "steps": steps}
+        for m, steps in saved["plan"].items()
+    }
+    (work / PLAN_FILE).write_text(json.dumps(plan, indent=1))
+    if genzoo(command) != 0:
+        sys.exit("compare failed")
+    now = table(json.loads((work / "results.json").read_text()))
+    repeatable = ("nll", "fid", "precision", "recall", "coverage", "classes_hit", "params", "steps_done")
+    per_metric = {
+        m: {k: now[m].get(k) == row.get(k) for k in repeatable if k in row}
+        for m, row in saved["table"].items()
+    }
+    save(
+        "compare_digits_reproduce",
+        {
+            "command": "genzoo " + " ".join(command) + "  (plan.json: the saved step counts)",
+            "identical": {m: all(checks.values()) for m, checks in per_metric.items()},
+            "per_metric": per_metric,
+            "saved": {m: {k: saved["table"][m].get(k) for k in repeatable} for m in saved["table"]},
+            "now": {m: {k: now[m].get(k) for k in repeatable} for m in now},
+        },
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", default="2m", help="training time per model")
@@ -111,13 +160,18 @@ def main() -> None:
     parser.add_argument(
         "--repeat-check", default="", help="only retrain these models of --work with its steps and compare"
     )
+    parser.add_argument(
+        "--reproduce", action="store_true", help="train with the saved step counts, check the table"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # compare's --threads 1 sets the training processes' too
+    if args.reproduce:
+        reproduce(args.work, args.budget)
+        return
     if args.repeat_check:
         repeat_check(args.work, args.repeat_check, args.budget)
         return
-    command = ["compare", "--data", "digits", "--models", args.models, "--time-budget", args.budget,
-               "--threads", "1", "--nll-examples", "100", "--out", str(args.work)]  # fmt: skip
+    command = compare_command(args.models, args.budget, args.work)
     started = time.perf_counter()
     if genzoo(command) != 0:
         sys.exit("compare failed")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -14,7 +13,6 @@ from safetensors.torch import load_file
 from genzoo.cli import main
 from genzoo.data import load_dataset
 from genzoo.errors import GenzooError
-from genzoo.progress import Progress
 from genzoo.train import TrainConfig, Trainer, train
 from genzoo.train.schedule import lr_factor
 
@@ -243,39 +241,3 @@ def test_resumed_progress_counts_from_the_checkpoint(gaussian_model, tmp_path, c
     train("test-gaussian", "digits", tmp_path / "run", {"max_steps": 30}, resume=True)
     steps = [int(PROGRESS_LINE.match(line)[1]) for line in capsys.readouterr().err.splitlines()]
     assert steps == list(range(18, 31, 3))
-
-
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_progress_prints_every_30_seconds_on_a_slow_run():
-    stream, clock = io.StringIO(), _Clock()
-    with Progress(1000, "sample ddpm", stream=stream, clock=clock) as progress:
-        for _ in range(50):  # 5% of the run, 12 s a step: a line at 36 s, 72 s, ... and every 10%
-            clock.now += 12.0
-            progress.update(1)
-    lines = stream.getvalue().splitlines()
-    assert lines[0] == "genzoo: sample ddpm step 3/1000 (0%), 36.0 s, about 3.3 h left"
-    assert len(lines) == 17  # 16 at 30 s intervals (3 steps each), then the last on close
-    assert lines[-1] == "genzoo: sample ddpm step 50/1000 (5%), 10.0 min, about 3.2 h left"
-
-
-def test_progress_on_a_terminal_is_a_bar_and_quiet_is_silent():
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    terminal = Terminal()
-    with Progress(10, "train x", stream=terminal) as progress:
-        progress.set_postfix(loss=1.5)
-        progress.update(10)
-    assert "genzoo:" not in terminal.getvalue() and "10/10" in terminal.getvalue()
-    for stream in (Terminal(), io.StringIO()):
-        with Progress(10, "train x", quiet=True, stream=stream) as progress:
-            progress.update(10)
-        assert stream.getvalue() == ""

@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-penalty", type=float, dest="length_penalty", help="seq2seq: beam length penalty")
     p.add_argument("--seconds", type=float, help="audio and music: length of each sample in seconds")
     p.add_argument("--primer", type=Path, help="music: a .mid file the samples continue")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser("inpaint", help="fill the masked part of images with a trained model")
     p.add_argument("run", type=Path, help="run directory")
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser(
         "evaluate",
@@ -159,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser(
         "compare", help="train several models alike and write a report that says which to pick"
@@ -286,7 +289,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         options["stream"] = show
     samples = sample(
         args.run, args.n, seed=args.seed, device=args.device, out=args.out, seconds=args.seconds,
-        primer=args.primer, **options,
+        primer=args.primer, quiet=args.quiet or "stream" in options, **options,
     )  # fmt: skip
     if not text:
         print(f"wrote {len(samples)} samples to {args.out}")
@@ -303,7 +306,7 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     images = read_npy(args.images) if args.images is not None else None
     filled = inpaint(
         args.run, images, args.mask, split=args.split, n=args.n, seed=args.seed, device=args.device,
-        out=args.out, **options,
+        out=args.out, quiet=args.quiet, **options,
     )  # fmt: skip
     print(f"wrote {len(filled)} inpainted images to {args.out}")
 
@@ -319,6 +322,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         seed=args.seed,
         num_samples=args.num_samples,
         device=args.device,
+        quiet=args.quiet,
     )
     if args.json:
         print(json.dumps(result))

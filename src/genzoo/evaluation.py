@@ -35,6 +35,7 @@ from genzoo.metrics import (
 from genzoo.metrics.likelihood import bits_per_char, loss_per_token
 from genzoo.metrics.text import bleu, chrf, exact_match
 from genzoo.models.base import GenerativeModel
+from genzoo.progress import reporting
 from genzoo.train.run import load_run
 
 
@@ -226,7 +227,12 @@ def default_split(data: Dataset) -> str:
     raise GenzooError(f"dataset '{data.info.name}' has no split to evaluate")
 
 
-def evaluate_run(run_dir: str | Path, *, device: str = "auto", **options: Any) -> dict[str, Any]:
-    """Evaluate a training run: `{"model", "data", "split", "n", <metric keys>...}` (options as `evaluate_model`)."""
+def evaluate_run(
+    run_dir: str | Path, *, device: str = "auto", quiet: bool = False, **options: Any
+) -> dict[str, Any]:
+    """Evaluate a training run: `{"model", "data", "split", "n", <metric keys>...}` (options as
+    `evaluate_model`); long loops (a diffusion bound, sampling) show progress unless `quiet`."""
     model, spec = load_run(run_dir, device=device)
-    return {"model": spec.model, "data": spec.data, **evaluate_model(model, spec.load_data(), **options)}
+    with reporting(f"evaluate {spec.model}", quiet):
+        result = evaluate_model(model, spec.load_data(), **options)
+    return {"model": spec.model, "data": spec.data, **result}

@@ -11,6 +11,14 @@ run or every 30 s, whichever comes first:
 >>> with Progress(total=100, desc="sample ddpm", quiet=False) as progress:  # doctest: +SKIP
 ...     for _ in range(100):
 ...         progress.update(1)
+
+The long loops inside models (a sampler's denoising steps, a PixelCNN's rows, a language model's
+tokens, a diffusion bound's T terms) iterate through `track`, which shows progress only while a
+command asked for it with `reporting`; called from a user's own code a model stays silent. Only the
+outermost tracked loop reports, so a loop inside a tracked loop adds no second bar.
+
+>>> with reporting("sample ddpm"):           # doctest: +SKIP
+...     model.sample(64)                      # genzoo: sample ddpm step 100/1000 (10%), ...
 """
 
 from __future__ import annotations
@@ -18,8 +26,46 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
+# What `reporting` asked for: the description and quietness, and whether a tracked loop is running.
+_REPORTING: ContextVar[dict[str, Any] | None] = ContextVar("genzoo_reporting", default=None)
+
+
+@contextmanager
+def reporting(desc: str, quiet: bool = False) -> Iterator[None]:
+    """Show the progress of loops run through `track` inside this block, as `desc`."""
+    token = _REPORTING.set({"desc": desc, "quiet": quiet, "busy": False})
+    try:
+        yield
+    finally:
+        _REPORTING.reset(token)
+
+
+def track(items: Iterable[T], total: int | None = None, unit: str = "step") -> Iterator[T]:
+    """`items`, one by one; counted on a `Progress` when inside `reporting` and no outer loop is."""
+    state = _REPORTING.get()
+    if state is None or state["busy"] or state["quiet"]:
+        yield from items
+        return
+    state["busy"] = True
+    count = total if total is not None else len(items)  # type: ignore[arg-type]
+    progress = Progress(count, state["desc"], unit=unit)
+    try:
+        for item in items:
+            try:
+                yield item
+            except GeneratorExit:  # the loop stopped early (`break`, `return`): this item was its last
+                progress.update(1)
+                raise
+            progress.update(1)
+    finally:
+        progress.close()
+        state["busy"] = False
 
 
 class Progress:

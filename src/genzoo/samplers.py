@@ -41,6 +41,7 @@ import torch
 
 from genzoo.errors import GenzooError
 from genzoo.nn.likelihoods import normal
+from genzoo.progress import track
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCHEDULES = ("linear", "cosine")
@@ -255,7 +256,7 @@ def _loop(
 ) -> torch.Tensor:
     if resample < 1:
         raise GenzooError(f"resample must be >= 1, got {resample}")
-    for i in reversed(range(len(indices))):
+    for i in track(reversed(range(len(indices))), total=len(indices)):
         index, prev = indices[i], (indices[i - 1] if i > 0 else None)
         for r in range(resample):
             x_prev = _replace_known(schedule, step(x, index, prev), prev, known, generator)
@@ -374,7 +375,7 @@ def dpm_solver_pp_sample(
     grid = schedule.log_snr_timesteps(steps) if spacing == "log-snr" else schedule.timesteps(steps)
     indices, lam = grid[::-1], schedule.log_snr  # the noisiest first
     x, previous = x_T, None  # previous: (x0_hat, h) of the last step taken
-    for i, index in enumerate(indices):
+    for i, index in track(enumerate(indices), total=len(indices)):
         x0 = _x0_hat(schedule, x, index, eps_fn(x, _full(index, x)), clip)
         if i == len(indices) - 1:
             return x0

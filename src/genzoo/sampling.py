@@ -20,6 +20,7 @@ from genzoo.data.media import MEDIA_SUFFIXES, media_options, write_media
 from genzoo.errors import GenzooError
 from genzoo.files import check_writable
 from genzoo.memory import FLOAT_BYTES, check_fits
+from genzoo.progress import reporting
 from genzoo.train.run import RunSpec, load_run
 
 MASK_REGIONS = ("bottom-half", "top-half", "left-half", "right-half", "center")
@@ -37,12 +38,14 @@ def sample(
     out: str | Path | None = None,
     seconds: float | None = None,
     primer: str | Path | None = None,
+    quiet: bool = False,
     **options: Any,
 ) -> torch.Tensor | list[str]:
     """`n` samples of a trained run (default 64, or 1 for text models), seeded: a tensor in the
     data's units, or strings for text models. `out` also writes them: .png (grid or scatter),
     .npy, .mid or .wav (music, audio), .txt (text). `options` go to the model's `sample()`
-    (temperature, sampler, steps, label, prompt, ...); one it does not take is a GenzooError."""
+    (temperature, sampler, steps, label, prompt, ...); one it does not take is a GenzooError.
+    Long sampling loops show progress on stderr unless `quiet`."""
     if n is not None and n <= 0:
         raise GenzooError("-n must be a positive number of samples")
     out = Path(out) if out is not None else None
@@ -68,7 +71,8 @@ def sample(
     if seconds is not None or primer is not None:
         options.update(media_options(model, spec.load_data(), seconds, Path(primer) if primer else None))
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    samples = model.sample(n, generator=generator, **options)
+    with reporting(f"sample {spec.model}", quiet):
+        samples = model.sample(n, generator=generator, **options)
     if not text:
         samples = samples.cpu()
     if out is not None:
@@ -86,11 +90,13 @@ def inpaint(
     seed: int = 0,
     device: str = "auto",
     out: str | Path | None = None,
+    quiet: bool = False,
     **options: Any,
 ) -> torch.Tensor:
     """Fill the masked pixels of `images` ((N, C, H, W) or (C, H, W), data units), or of the first
     `n` images of the run's `split`. `mask`: a region name (`MASK_REGIONS`), a .npy path or an
-    (H, W) boolean array, True where pixels are filled. `out` also writes them (.png or .npy)."""
+    (H, W) boolean array, True where pixels are filled. `out` also writes them (.png or .npy).
+    Progress on stderr unless `quiet`."""
     out = Path(out) if out is not None else None
     if out is not None:
         check_array_suffix(out)
@@ -112,7 +118,8 @@ def inpaint(
     )
     check_options(model.inpaint, options, spec.model)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    filled = model.inpaint(images, mask, generator=generator, **options).cpu()
+    with reporting(f"inpaint {spec.model}", quiet):
+        filled = model.inpaint(images, mask, generator=generator, **options).cpu()
     if out is not None:
         write_samples(filled, spec, out)
     return filled

@@ -71,6 +71,7 @@ from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, normal, uniform
+from genzoo.progress import track
 
 _LOG_2PI = math.log(2 * math.pi)
 UNIT_TYPES = ("binomial", "categorical", "gaussian")  # what an RBM's visible units can be
@@ -601,7 +602,7 @@ class DBN(GenerativeModel):
             top = self.rbms[-1]
             field = top.base_rate_bias().expand(n, -1)
             v = top.sample_visible(field, generator)
-            for _ in range(steps):
+            for _ in track(range(steps), unit="Gibbs step"):
                 field = top.visible_field(_bernoulli(top.hidden_probs(v), generator))
                 v = top.sample_visible(field, generator)
             for rbm in reversed(self.rbms[:-1]):

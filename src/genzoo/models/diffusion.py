@@ -35,6 +35,7 @@ from genzoo.models.base import GenerativeModel, ModelConfig, class_indices, spli
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
 from genzoo.nn.unet import UNet
+from genzoo.progress import track
 from genzoo.samplers import NoiseSchedule, reconstruction_guided, sampler_spec
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -361,7 +362,7 @@ class DDPM(GenerativeModel):
         )
         kls = torch.zeros(n, max(T - 1, 0), device=self.device)
         decoder = torch.zeros(n, device=self.device)
-        for t in range(T):
+        for t in track(range(T)):
             index = torch.full((n,), t, device=self.device, dtype=torch.long)
             x_t = self.schedule.q_sample(x0, index, normal(tuple(x0.shape), generator, self.device))
             mean, log_var = self._p_mean_log_var(x_t, index)

@@ -37,6 +37,7 @@ from genzoo.models.base import ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.models.tokenized import TokenizedModel
 from genzoo.nn.attention import Block, KVCache
+from genzoo.progress import track
 
 
 @dataclass
@@ -174,7 +175,7 @@ class GPT(TokenizedModel):
         size = self.config.block_size
         start = max(0, idx.shape[1] - size)  # a longer prompt keeps only its last block_size tokens
         caches: list[KVCache] | None = None
-        for _ in range(max_new_tokens):
+        for _ in track(range(max_new_tokens), unit="token"):
             if idx.shape[1] - start > size:  # the window is full: jump forward, rebuild the cache
                 start = idx.shape[1] - max(1, size // 2)
                 caches = None

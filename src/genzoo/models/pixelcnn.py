@@ -36,6 +36,7 @@ from genzoo.models.registry import register_model
 from genzoo.nn.blocks import activation
 from genzoo.nn.likelihoods import Categorical, Rescale, uniform
 from genzoo.nn.masked import GatedLayer, MaskedConv2d
+from genzoo.progress import track
 
 
 @dataclass
@@ -246,7 +247,7 @@ class PixelCNN(GenerativeModel):
         _, _, height, width = x.shape
         values = torch.linspace(-1.0, 1.0, self.levels, device=self.device)
         with self.inference():
-            for i in range(height):
+            for i in track(range(height), unit="row"):
                 for j in range(width):
                     # Noise for every position, so the stream does not depend on the mask.
                     gumbel = -torch.log(

@@ -26,6 +26,7 @@ from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import uniform
 from genzoo.nn.nade import NADE
+from genzoo.progress import track
 
 
 @dataclass
@@ -168,7 +169,7 @@ class RNNNADE(GenerativeModel):
         noise = uniform((n, frames, self.keys), generator, self.device)
         with self.inference():
             prev, state = self.start.expand(n, 1, self.keys), None
-            for t in range(frames):
+            for t in track(range(frames), unit="frame"):
                 h, state = self.rnn(prev, state)
                 if t >= len(primer):
                     b, c = self._biases(h[:, 0])

@@ -26,6 +26,7 @@ from genzoo.models.base import ModelConfig, split_batch
 from genzoo.models.registry import register_model
 from genzoo.models.tokenized import TokenizedModel
 from genzoo.nn.attention import Block, KVCache
+from genzoo.progress import track
 
 
 @dataclass
@@ -177,7 +178,7 @@ class Seq2Seq(TokenizedModel):
         caches = self._new_caches()
         out = torch.full((len(source), 1), BOS, dtype=torch.long, device=source.device)
         done = torch.zeros(len(source), dtype=torch.bool, device=source.device)
-        for t in range(max_new_tokens):
+        for t in track(range(max_new_tokens), unit="token"):
             logits = self.decode(out[:, -1:], memory, mask, caches, pos0=t)[:, -1]
             token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
             token = token.masked_fill(done[:, None], PAD)
@@ -200,7 +201,7 @@ class Seq2Seq(TokenizedModel):
         scores = torch.full((b, k), float("-inf"), device=source.device)
         scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
         done = torch.zeros(b * k, dtype=torch.bool, device=source.device)
-        for t in range(max_new_tokens):
+        for t in track(range(max_new_tokens), unit="token"):
             logp = self.decode(seqs[:, -1:], memory, mask, caches, pos0=t)[:, -1].log_softmax(-1)
             # A finished hypothesis continues only with <pad>, at no cost, so its score stays.
             finished = torch.full_like(logp, float("-inf"))

@@ -42,6 +42,7 @@ from genzoo.models.base import (
 from genzoo.models.registry import register_model
 from genzoo.nn.causal import CausalConv1d, ConvQueue
 from genzoo.nn.likelihoods import uniform
+from genzoo.progress import track
 
 LEVELS = 256
 SILENCE = LEVELS // 2  # the code of amplitude 0: what the model "heard" before the first sample
@@ -243,7 +244,7 @@ class WaveNet(GenerativeModel):
         head1, head2 = self.head[1], self.head[3]
         codes = torch.empty(n, length, dtype=torch.long, device=self.device)
         current = torch.full((n,), SILENCE, dtype=torch.long, device=self.device)
-        for t in range(length):
+        for t in track(range(length), unit="sample"):
             h = self.embed(current)
             zs = []
             for layer, queue in zip(self.layers, queues, strict=True):
@@ -257,7 +258,7 @@ class WaveNet(GenerativeModel):
 
     def _naive(self, n, length, cond, noise, temperature) -> torch.Tensor:
         inputs = torch.full((n, length + 1), SILENCE, dtype=torch.long, device=self.device)
-        for t in range(length):
+        for t in track(range(length), unit="sample"):
             window = inputs[:, max(0, t + 1 - self.receptive_field) : t + 1]
             logits = self.logits(window, cond)[:, :, -1]
             inputs[:, t + 1] = self._draw(logits, noise[:, t], temperature)

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from genzoo.errors import GenzooError
+from genzoo.progress import reporting
 from genzoo.report.worker import TRAIN_MARKER, describe_failure, read_json, run_worker, write_json
 
 SCHEMA = "genzoo.compare/1"
@@ -68,7 +69,7 @@ class CompareConfig:
     # NLL on the split's first N examples (0 = all): a diffusion bound costs T network calls per example.
     nll_examples: int = 0
     split: str = "test"
-    device: str = "cpu"
+    device: str = "auto"  # as the CLI: CUDA, then MPS, then CPU
     threads: int = 0  # torch threads for training and evaluation; 0 = torch's default
     calibration_seconds: float = 0.0  # 0 = 5% of the budget, between 3 and 15 s
     isolate: bool = True  # each training in its own process (see run_worker)
@@ -178,7 +179,7 @@ def _first(data: Any, split: str, n: int) -> Any:
 
 
 # ---- the whole comparison -------------------------------------------------------------------
-class Progress:
+class Stages:
     """One line per stage on stderr, with how long the rest should take."""
 
     def __init__(self, total_jobs: int, budget: float, quiet: bool):
@@ -204,7 +205,7 @@ class Progress:
             print(f"[compare] {text} (about {_duration(self.remaining())} left)", file=sys.stderr, flush=True)
 
 
-def _plan_key(config: CompareConfig, model: str, settings: dict[str, Any]) -> str:
+def plan_key(config: CompareConfig, model: str, settings: dict[str, Any]) -> str:
     return _hash(
         {"data": config.data, "model": model, "settings": settings, "budget": config.time_budget,
          "device": config.device, "threads": config.threads}
@@ -255,7 +256,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
 
     jobs = [(m, config.seed + r) for m in config.models for r in range(config.repeats)]
     budget = config.time_budget if not config.max_steps else 0.0
-    progress = Progress(len(jobs) + len(config.runs), budget, config.quiet)
+    progress = Stages(len(jobs) + len(config.runs), budget, config.quiet)
     records: list[dict[str, Any]] = []
     for i, (model, seed) in enumerate(jobs):
         settings = {
@@ -263,7 +264,7 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
             **config.settings.get(model, {}),
             **{f"data.{k}": v for k, v in config.data_options.items()},
         }
-        pkey = _plan_key(config, model, settings)
+        pkey = plan_key(config, model, settings)
         steps = config.max_steps or (plan.get(pkey) or {}).get("steps")
         run_dir = config.out / "runs" / model / f"seed{seed}"
         job = {
@@ -375,7 +376,7 @@ def _existing_run(run: Path, model: str) -> dict[str, Any]:
     return result
 
 
-def _evaluate(trained: dict[str, Any], run_dir: Path, config: CompareConfig, progress: Progress) -> dict:
+def _evaluate(trained: dict[str, Any], run_dir: Path, config: CompareConfig, progress: Stages) -> dict:
     record = {k: v for k, v in trained.items() if k != "key"}
     record["run_dir"] = str(run_dir)
     if trained["status"] != "ok":
@@ -383,7 +384,8 @@ def _evaluate(trained: dict[str, Any], run_dir: Path, config: CompareConfig, pro
         return record
     progress.say(f"evaluating {trained['model']} seed {trained['seed']}")
     try:
-        evaluated = evaluate_job(run_dir, config)
+        with reporting(f"[compare] evaluate {trained['model']}", config.quiet):
+            evaluated = evaluate_job(run_dir, config)
     except Exception as err:  # a model that trains but cannot be measured is still shown
         record.update(status="failed", reason=f"evaluation: {describe_failure(err)}")
         return record
