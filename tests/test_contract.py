@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.io import savemat
@@ -62,7 +63,26 @@ def data_for_modality(tmp_path_factory) -> dict[str, str]:
         rolls[0, i] = (rng.random((24, 88)) < 0.05).astype(np.float64)
     mat = folder / "rolls.mat"
     savemat(mat, {"traindata": rolls, "validdata": rolls[:, :2], "testdata": rolls[:, 2:4]})
-    return {**DATA_FOR_MODALITY, "text": str(text), "music": str(mat)}
+    return {**DATA_FOR_MODALITY, "text": str(text), "music": str(mat), "table": str(small_table(folder))}
+
+
+def small_table(folder: Path) -> Path:
+    """300 rows of every column kind, with missing values and a rare category."""
+    rng = np.random.default_rng(0)
+    n = 300
+    age = rng.integers(18, 80, n)
+    income = np.round(rng.lognormal(10, 0.5, n) + 500 * age, 2)
+    income[rng.random(n) < 0.1] = np.nan
+    city = rng.choice(["Paris", "Lyon", "Nice"], n, p=[0.6, 0.35, 0.05]).astype(object)
+    city[rng.random(n) < 0.05] = None
+    city[7] = "Brest"  # seen once
+    joined = np.datetime64("2020-01-01") + rng.integers(0, 1000, n).astype("timedelta64[D]")
+    member = rng.random(n) < 0.3
+    path = folder / "people.csv"
+    pd.DataFrame({"age": age, "income": income, "city": city, "joined": joined, "member": member}).to_csv(
+        path, index=False
+    )
+    return path
 
 
 @pytest.fixture(params=model_names())
@@ -73,6 +93,7 @@ def case(request, data_for_modality):
     torch.manual_seed(0)
     model = cls.for_data(data.info)
     x, y = data.split("train").tensors
+    model.prepare(x)
     return model, (x[:16], y[:16]), data.info
 
 

@@ -6,7 +6,7 @@
 """
 
 # Imported for their side effect: each module registers its loaders.
-from genzoo.data import audio, dates, digits, image_folder, mnist, music, text, toy2d  # noqa: F401
+from genzoo.data import audio, dates, digits, image_folder, mnist, music, tabular, text, toy2d  # noqa: F401
 from genzoo.data.base import DataInfo, Dataset
 from genzoo.data.registry import dataset_names, dataset_options, load_dataset, register_dataset
 from genzoo.data.toy2d import toy2d_modes

@@ -22,7 +22,7 @@ class DataInfo:
     """
 
     name: str
-    modality: str  # "image", "vector", "text", "text-pairs", "music" or "audio"
+    modality: str  # "image", "vector", "text", "text-pairs", "music", "audio" or "table"
     shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors
     levels: int | None  # discrete values per dimension (17, 256, 2); None when continuous
     low: float  # smallest value a dimension can take
@@ -30,6 +30,8 @@ class DataInfo:
     num_classes: int = 0  # 0 when the data carry no labels
     # Text data: the tokenizer as JSON (genzoo.data.text), so a model can save it with its weights.
     tokenizer: str | None = field(default=None, repr=False)
+    # Tables: the schema as JSON (genzoo.data.tabular.TableSchema), saved by a model as table.json.
+    table: str | None = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:

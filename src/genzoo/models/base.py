@@ -97,7 +97,7 @@ class GenerativeModel(nn.Module):
     latent_space: ClassVar[bool] = False  # encodes data to latent codes (`encode`)
     reports_bound: ClassVar[bool] = False  # a variational bound (`elbo`) beside its log_prob estimate
     takes_inputs: ClassVar[bool] = False  # maps input sequences to outputs (`sample(inputs=...)`)
-    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll"]] = "tensor"  # what `sample` returns
+    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll", "table"]] = "tensor"  # what `sample` returns
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -148,6 +148,11 @@ class GenerativeModel(nn.Module):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Per-example log-likelihood in nats (its kind is `log_prob_kind`)."""
         raise NotImplementedError(f"{type(self).__name__} has no log-likelihood")
+
+    def prepare(self, train: torch.Tensor) -> None:
+        """Set-up that needs the training data, once before the first step of a new run (fitting a
+        table's column transforms, a copula's marginals). Whatever it fits must live in buffers, so
+        the checkpoint and model.safetensors keep it. Most families need none."""
 
     def phases(self) -> list[Phase]:
         """The optimizers the Trainer should build (see `Phase`)."""

@@ -233,7 +233,9 @@ def build_model(cls: type[GenerativeModel], dataset: Dataset, settings: dict[str
         )
     torch.manual_seed(seed)  # the model's initial weights
     try:
-        return cls.for_data(dataset.info, **settings)
+        model = cls.for_data(dataset.info, **settings)
+        model.prepare(dataset.split("train").tensors[0])
+        return model
     except (MemoryError, RuntimeError) as err:
         if not isinstance(err, MemoryError) and "memory" not in str(err):
             raise
