@@ -97,7 +97,9 @@ class GenerativeModel(nn.Module):
     latent_space: ClassVar[bool] = False  # encodes data to latent codes (`encode`)
     reports_bound: ClassVar[bool] = False  # a variational bound (`elbo`) beside its log_prob estimate
     takes_inputs: ClassVar[bool] = False  # maps input sequences to outputs (`sample(inputs=...)`)
-    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll", "table"]] = "tensor"  # what `sample` returns
+    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll", "table"]] = (
+        "tensor"  # what `sample` returns
+    )
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
