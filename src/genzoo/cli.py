@@ -52,6 +52,9 @@ EVALUATE_METRICS = """metrics, by the data they apply to:
   text pairs        nll, exact_match, chrf, bleu (seq2seq)
   music             nll (nll_per_frame)
   audio             nll (bpd)
+  tables            quality (quality_score, column_shapes, column_pair_trends), detection
+                    (detection_auc), ml_efficacy (--target COLUMN; default: the data's target),
+                    privacy (dcr_share, exact_copy_rate, mia_auc)
 """
 
 
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-penalty", type=float, dest="length_penalty", help="seq2seq: beam length penalty")
     p.add_argument("--seconds", type=float, help="audio and music: length of each sample in seconds")
     p.add_argument("--primer", type=Path, help="music: a .mid file the samples continue")
+    p.add_argument("--where", help='tables: fix columns, e.g. "sex=Female,income=>50K"')
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser("inpaint", help="fill the masked part of images with a trained model")
@@ -161,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--target", help="tables: the column ml_efficacy predicts")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser(
@@ -254,7 +259,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 # The flags `sample` hands to the model's sample() as options, when given.
 SAMPLE_OPTIONS = (
     "temperature", "sampler", "steps", "eta", "guidance", "label", "top_k", "top_p",
-    "prompt", "max_new_tokens", "stop", "kv_cache", "beam_size", "length_penalty",
+    "prompt", "max_new_tokens", "stop", "kv_cache", "beam_size", "length_penalty", "where",
 )  # fmt: skip
 INPAINT_OPTIONS = ("sampler", "steps", "eta", "resample", "reconstruction")
 
@@ -268,7 +273,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
     text = is_text(spec)
     if args.out is None and not text:
         raise GenzooError(
-            "--out is required: a .png or .npy file for the samples (.mid or .wav for music and audio)"
+            "--out is required: a .png or .npy file for the samples (.mid or .wav for music and audio, "
+            ".csv for tables)"
         )
     options = {k: getattr(args, k) for k in SAMPLE_OPTIONS if getattr(args, k) is not None}
     if args.input is not None:  # seq2seq: the text to map, or a file with one input per line
@@ -293,6 +299,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
     )  # fmt: skip
     if not text:
         print(f"wrote {len(samples)} samples to {args.out}")
+        set_directly = getattr(samples, "attrs", {}).get("where", {}).get("rows_set_directly", 0)
+        if set_directly:
+            print(f"genzoo: {set_directly} of {len(samples)} rows did not meet --where when drawn; "
+                  "their conditioned columns were set to the asked values", file=sys.stderr)  # fmt: skip
     elif shown:
         print()
     else:
@@ -323,6 +333,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         num_samples=args.num_samples,
         device=args.device,
         quiet=args.quiet,
+        target=args.target,
     )
     if args.json:
         print(json.dumps(result))

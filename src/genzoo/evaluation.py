@@ -33,6 +33,7 @@ from genzoo.metrics import (
     sample_quality,
 )
 from genzoo.metrics.likelihood import bits_per_char, loss_per_token
+from genzoo.metrics.tabular import TABLE_METRICS, table_metrics
 from genzoo.metrics.text import bleu, chrf, exact_match
 from genzoo.models.base import GenerativeModel
 from genzoo.progress import reporting
@@ -51,9 +52,11 @@ class Evaluation:
         seed: int,
         num_samples: int,
         batch_size: int,
+        target: str | None = None,
     ):
         self.model, self.data, self.split, self.seed = model, data, split, seed
         self.num_samples, self.batch_size = num_samples, batch_size
+        self.target = target
         self.x, self.y = data.split(split).tensors
 
     @cached_property
@@ -62,6 +65,15 @@ class Evaluation:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             return self.model.sample(self.num_samples, generator=generator).cpu()
+
+    @cached_property
+    def synthetic_table(self):
+        """As many synthetic rows as the training split has (SDGym's protocol), as a DataFrame."""
+        n = len(self.data.frames["train"])
+        generator = torch.Generator(device=self.model.device).manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self.data.schema.decode(self.model.sample(n, generator=generator).cpu())
 
     @cached_property
     def classifier(self):
@@ -168,6 +180,24 @@ def _translation(ev: Evaluation) -> dict[str, Any]:
     return ev.translation
 
 
+def _table_metric(name: str) -> Callable[[Evaluation], dict[str, Any]]:
+    """A table metric (genzoo.metrics.tabular) of the model's rows against the real ones: quality
+    and detection against the training rows, ML efficacy and privacy with the split as held out."""
+
+    def measure(ev: Evaluation) -> dict[str, Any]:
+        schema = getattr(ev.data, "schema", None)
+        if schema is None or ev.model.output != "table":
+            raise GenzooError(f"'{name}' is a table metric; evaluate a table model (ctgan, tvae, ...)")
+        target = ev.target or schema.target
+        # The real rows decoded as the synthetic ones are, so that a value meets itself: a file's
+        # 'yes' is True in both, a category written as 1 is '1' in both, a date a datetime in both.
+        train, held = (schema.decode(ev.data.split(s).tensors[0]) for s in ("train", ev.split))
+        return table_metrics([name], train, ev.synthetic_table, held, schema.kinds(), target=target,
+                             seed=ev.seed)  # fmt: skip
+
+    return measure
+
+
 # name -> function(evaluation) -> dict of result keys; the sample-quality names share one pass.
 METRICS: dict[str, Callable[[Evaluation], dict[str, Any]]] = {
     "nll": _nll,
@@ -180,6 +210,7 @@ METRICS: dict[str, Callable[[Evaluation], dict[str, Any]]] = {
     "exact_match": _translation,
     "chrf": _translation,
     "bleu": _translation,
+    **{name: _table_metric(name) for name in TABLE_METRICS},
 }
 ALL_METRICS = (*METRICS, *QUALITY_METRICS)
 
@@ -193,18 +224,26 @@ def evaluate_model(
     seed: int = 0,
     num_samples: int = 1000,
     batch_size: int = 256,
+    target: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on a split of `data` (default: `default_split`); returns the metric keys
-    (plus `split`, `n`, and `n_samples` when samples were drawn)."""
+    (plus `split`, `n`, and `n_samples` when samples were drawn). `target`: the column a table's
+    ML-efficacy metric predicts (default: the data's target, `income` for adult)."""
     for name in metrics:
         if name not in ALL_METRICS:
             raise unknown_name("metric", name, ALL_METRICS)
     if num_samples <= 0:
         raise GenzooError("--num-samples must be positive")
     split = split or default_split(data)
-    ev = Evaluation(model, data, split, seed=seed, num_samples=num_samples, batch_size=batch_size)
+    ev = Evaluation(
+        model, data, split, seed=seed, num_samples=num_samples, batch_size=batch_size, target=target
+    )
     result: dict[str, Any] = {"split": split, "n": len(ev.x)}
     quality = [m for m in metrics if m in QUALITY_METRICS]
+    if quality and model.output == "table":
+        raise GenzooError(
+            f"'{quality[0]}' measures images and vectors; tables use quality, detection, ml_efficacy, privacy"
+        )
     if quality:
         scores = sample_quality(ev.x, ev.samples, ev.extractor, quality, seed=seed, batch_size=batch_size)
         result.update({k: v for k, v in scores.items() if k != "n_real"})

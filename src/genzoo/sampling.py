@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from genzoo.data.media import MEDIA_SUFFIXES, media_options, write_media
 from genzoo.errors import GenzooError
 from genzoo.files import check_writable
 from genzoo.memory import FLOAT_BYTES, check_fits
+from genzoo.models.base import atomic_write_text
 from genzoo.progress import reporting
 from genzoo.train.run import RunSpec, load_run
 
 MASK_REGIONS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 ARRAY_SUFFIXES = (".png", ".npy")
+TABLE_SUFFIXES = (".csv", ".tsv")
 # Option names whose command-line flag is spelled otherwise, for error messages.
 FLAGS = {"inputs": "--input"}
 
@@ -40,10 +43,10 @@ def sample(
     primer: str | Path | None = None,
     quiet: bool = False,
     **options: Any,
-) -> torch.Tensor | list[str]:
+) -> torch.Tensor | list[str] | pd.DataFrame:
     """`n` samples of a trained run (default 64, or 1 for text models), seeded: a tensor in the
-    data's units, or strings for text models. `out` also writes them: .png (grid or scatter),
-    .npy, .mid or .wav (music, audio), .txt (text). `options` go to the model's `sample()`
+    data's units, strings for text models, a DataFrame for table models. `out` also writes them:
+    .png (grid or scatter), .npy, .mid or .wav (music, audio), .txt (text), .csv or .tsv (tables). `options` go to the model's `sample()`
     (temperature, sampler, steps, label, prompt, ...); one it does not take is a GenzooError.
     Long sampling loops show progress on stderr unless `quiet`."""
     if n is not None and n <= 0:
@@ -53,6 +56,8 @@ def sample(
         check_out_file(out)
     model, spec = load_run(run, device=device)
     check_options(model.sample, options, spec.model)
+    if model.output == "table" and out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
+        raise GenzooError(f"--out for a table model must end in .csv or .tsv, got '{out.name}'")
     text = is_text(spec)
     n = n or (1 if text else 64)
     # The samples, and about as much again in the network's activations while drawing them.
@@ -66,7 +71,7 @@ def sample(
         raise GenzooError(f"model '{spec.model}' does not take {flag} (audio and music models do)")
     if text and out is not None and out.suffix.lower() != ".txt":
         raise GenzooError(f"--out for a text model must end in .txt, got '{out.name}'")
-    if not text and out is not None and out.suffix.lower() not in MEDIA_SUFFIXES:
+    if not text and out is not None and model.output != "table" and out.suffix.lower() not in MEDIA_SUFFIXES:
         check_array_suffix(out)  # .mid and .wav are checked against the data by write_media
     if seconds is not None or primer is not None:
         options.update(media_options(model, spec.load_data(), seconds, Path(primer) if primer else None))
@@ -75,9 +80,23 @@ def sample(
         samples = model.sample(n, generator=generator, **options)
     if not text:
         samples = samples.cpu()
+    if model.output == "table":
+        return _table_samples(model, samples, out)
     if out is not None:
         write_samples(samples, spec, out)
     return samples
+
+
+def _table_samples(model, rows: torch.Tensor, out: Path | None) -> pd.DataFrame:
+    """Rows as a DataFrame with the input's columns, dtypes and categories; `attrs["where"]` says
+    how many rows had a condition's value set directly (see genzoo.models.tabular)."""
+    frame = model.schema.decode(rows)
+    frame.attrs["where"] = dict(model.last_where_report)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = frame.to_csv(index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",")
+        atomic_write_text(out, text)
+    return frame
 
 
 def inpaint(

@@ -95,6 +95,12 @@ def route(settings: dict[str, Any], fields: dict[str, dict[str, Any]]) -> dict[s
     routed: dict[str, dict[str, Any]] = {scope: {} for scope in SCOPES}
     for key, value in settings.items():
         scope, _, name = key.partition(".") if key.split(".", 1)[0] in SCOPES else ("", "", key)
+        head, dot, entry = name.partition(".")
+        if dot and any(head in fields[s] for s in ([scope] if scope else SCOPES)):
+            # A dict setting by entry: columns.age=integer is {"columns": {"age": "integer"}}.
+            owner = scope or next(s for s in SCOPES if head in fields[s])
+            routed[owner].setdefault(head, {})[entry] = value
+            continue
         if scope:
             if name not in fields[scope]:
                 raise GenzooError(f"unknown {scope} setting '{name}'{did_you_mean(name, fields[scope])}")

@@ -1,7 +1,8 @@
 """Metrics over tensors: likelihood (nll/bpd/bpc), sample quality (FID/KID/IS/precision-recall),
-diversity diagnostics and the feature extractors they look through.
+diversity diagnostics and the feature extractors they look through; and over tables (DataFrames):
+quality, detection, ML efficacy and privacy.
 
-Metrics take tensors (or a loaded model for likelihoods), never a run directory.
+Metrics take tensors, tables (or a loaded model for likelihoods), never a run directory.
 """
 
 from genzoo.metrics.diversity import class_coverage, memorization, modes_covered
@@ -27,9 +28,18 @@ from genzoo.metrics.likelihood import (
 )
 from genzoo.metrics.precision_recall import knn_radii, precision_recall
 from genzoo.metrics.quality import QUALITY_METRICS, sample_quality
+from genzoo.metrics.tabular import (
+    TABLE_METRICS,
+    detection_auc,
+    ml_efficacy,
+    privacy,
+    quality_report,
+    table_metrics,
+)
 
 __all__ = [
     "QUALITY_METRICS",
+    "TABLE_METRICS",
     "ClassifierConfig",
     "DomainClassifier",
     "FeatureExtractor",
@@ -39,6 +49,7 @@ __all__ = [
     "bits_per_char",
     "bits_per_dim",
     "class_coverage",
+    "detection_auc",
     "discrete_nll_from_density",
     "classifier_cache_dir",
     "domain_classifier_for",
@@ -50,9 +61,13 @@ __all__ = [
     "knn_radii",
     "loss_per_token",
     "memorization",
+    "ml_efficacy",
     "mmd2_unbiased",
     "modes_covered",
     "precision_recall",
+    "privacy",
+    "quality_report",
     "sample_quality",
+    "table_metrics",
     "train_domain_classifier",
 ]

@@ -305,7 +305,34 @@ def train_domain_classifier(
     )
     start = time.perf_counter()
     on_cuda = torch.device(device).type == "cuda"
-    with torch.random.fork_rng(devices=None if on_cuda else []):  # leave the caller's RNG state alone
+    threads = torch.get_num_threads()
+    # One CPU thread: sums then add up in one order, so the classifier (and every FID seen through
+    # it) is the same whichever process trains it first, with however many threads it runs.
+    torch.set_num_threads(1)
+    try:
+        model = _fit_classifier(config, x_train, y_train, epochs, batch_size, lr, weight_decay,
+                                label_smoothing, augment, seed, device, on_cuda)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    info: dict[str, Any] = {
+        "val_accuracy": model.accuracy(x_val, y_val),
+        "epochs": epochs,
+        "seed": seed,
+        "train_examples": len(x_train),
+        "train_seconds": round(time.perf_counter() - start, 2),
+    }
+    if x_test is not None and y_test is not None:
+        info["test_accuracy"] = model.accuracy(x_test, y_test)
+        info["test_examples"] = len(x_test)
+    model.config.info = info
+    return model
+
+
+def _fit_classifier(config, x_train, y_train, epochs, batch_size, lr, weight_decay, label_smoothing, augment,
+                    seed, device, on_cuda) -> DomainClassifier:  # fmt: skip
+    """The training loop of `train_domain_classifier`, leaving the caller's RNG state alone."""
+    with torch.random.fork_rng(devices=None if on_cuda else []):
         torch.manual_seed(seed)  # initial weights and dropout masks
         model = DomainClassifier(config).to(device)
         gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
@@ -313,7 +340,7 @@ def train_domain_classifier(
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
         is_image = x_train.ndim == 4
-        background = low if math.isfinite(low) else 0.0
+        background = config.data_low if math.isfinite(config.data_low) else 0.0
         max_shift = max(1, round(x_train.shape[-1] / 14)) if is_image else 0
         for _ in range(epochs):
             model.train()
@@ -331,18 +358,6 @@ def train_domain_classifier(
                 loss.backward()
                 opt.step()
                 sched.step()
-    model.eval()
-    info: dict[str, Any] = {
-        "val_accuracy": model.accuracy(x_val, y_val),
-        "epochs": epochs,
-        "seed": seed,
-        "train_examples": len(x_train),
-        "train_seconds": round(time.perf_counter() - start, 2),
-    }
-    if x_test is not None and y_test is not None:
-        info["test_accuracy"] = model.accuracy(x_test, y_test)
-        info["test_examples"] = len(x_test)
-    model.config.info = info
     return model
 
 

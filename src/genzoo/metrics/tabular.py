@@ -20,17 +20,17 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.metrics import f1_score, r2_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.neighbors import NearestNeighbors
 
 from genzoo.errors import GenzooError, did_you_mean, unknown_name
+
+# scipy.sparse and scikit-learn are imported where they are used: `import genzoo` reaches this
+# module, and sklearn alone would add about a second to every CLI start.
+if TYPE_CHECKING:
+    from scipy import sparse
 
 KINDS = ("continuous", "integer", "datetime", "categorical", "boolean", "id")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
@@ -46,8 +46,9 @@ ASSOCIATION_THRESHOLD = 0.3
 KS_DECIMALS = 14
 HISTOGRAM_BINS = 10  # numpy's default, which sdmetrics uses to discretise a numeric column in a pair
 DETECTION_FOLDS = 3
-MAX_DETECTION_ROWS = 50_000  # per table; beyond this the classifier's AUC no longer moves, only its time
+MAX_DETECTION_ROWS = 50_000  # per table, a seeded sample: bounds the three fits' time on huge tables
 MAX_PRIVACY_ROWS = 5_000  # per table; nearest neighbours are quadratic in the rows
+MAX_DENSE_WIDTH = 1_000  # encoded privacy columns up to which neighbour search runs on dense arrays
 MAX_TREE_CATEGORIES = 255  # HistGradientBoosting's limit on a categorical feature's codes
 
 
@@ -90,6 +91,9 @@ def _check_frames(kinds: dict[str, str], real: pd.DataFrame, others: dict[str, p
                 f"the {name} table's columns differ from the real table's: {'; '.join(what)}; "
                 "give it the real table's columns"
             )
+    for name, frame in {"real": real, **others}.items():
+        for column in used:
+            _check_dtype(frame[column], kinds[column], name)
     return used
 
 
@@ -97,26 +101,39 @@ def _names(columns: Iterable[Any]) -> str:
     return ", ".join(str(c) for c in columns)
 
 
-def _numbers(column: pd.Series, kind: str, where: str) -> np.ndarray:
-    """A numeric column as float64 with NaN for missing; datetimes as nanoseconds since 1970."""
+def _check_dtype(column: pd.Series, kind: str, where: str) -> None:
+    if kind not in NUMERIC_KINDS or column.isna().all():
+        return
     if kind == "datetime":
         if not pd.api.types.is_datetime64_any_dtype(column):
             raise GenzooError(
                 f"column '{column.name}' of the {where} table is declared datetime but holds "
                 f"{column.dtype} values; convert it with pd.to_datetime"
             )
+    elif not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+        raise GenzooError(
+            f"column '{column.name}' of the {where} table is declared {kind} but holds {column.dtype} "
+            f"values (such as {column.dropna().iloc[0]!r}); give it kind 'categorical' or convert it to numbers"
+        )
+    elif np.isinf(column.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+        # Bins, correlations, trees and distances all break on them; better said once, here.
+        raise GenzooError(
+            f"column '{column.name}' of the {where} table holds infinite values; replace them "
+            "(with NaN for missing) before measuring"
+        )
+
+
+def _numbers(column: pd.Series, kind: str) -> np.ndarray:
+    """A numeric column as float64 with NaN for missing; datetimes as nanoseconds since 1970."""
+    if column.isna().all():
+        return np.full(len(column), np.nan)
+    if kind == "datetime":
         if getattr(column.dt, "tz", None) is not None:
             column = column.dt.tz_convert("UTC").dt.tz_localize(None)
         # One unit for every table: pandas 2 keeps a column's own unit (s, ms, us, ns).
         values = column.astype("datetime64[ns]").to_numpy().view("int64").astype(np.float64)
         values[column.isna().to_numpy()] = np.nan
         return values
-    if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
-        example = column.dropna().iloc[0] if column.notna().any() else None
-        raise GenzooError(
-            f"column '{column.name}' of the {where} table is declared {kind} but holds {column.dtype} "
-            f"values (such as {example!r}); give it kind 'categorical' or convert it to numbers"
-        )
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -146,24 +163,23 @@ class _Column:
     real: np.ndarray  # floats (NaN = missing), or codes of a discrete column
     synthetic: np.ndarray
     levels: int = 0  # discrete: the number of codes
-    real_bins: np.ndarray | None = None  # continuous: histogram bin of each value, None if not binnable
+    real_bins: np.ndarray | None = None  # continuous: the histogram bin of each value
     synthetic_bins: np.ndarray | None = None
+    constant: bool = False  # continuous: one distinct value in either table
 
 
-def _bins(values: np.ndarray) -> np.ndarray | None:
+def _bins(values: np.ndarray) -> np.ndarray:
     """Bin indices 0..11 as sdmetrics' ColumnPairTrends makes them: 10 equal-width bins over this
-    table's own non-missing range (real and synthetic each get their own edges), np.digitize, so
-    the maximum value and missing values share the last index. None where numpy cannot bin (inf)."""
-    present = values[~np.isnan(values)]
-    if not np.isfinite(present).all():
-        return None
-    return np.digitize(values, np.histogram_bin_edges(present, bins=HISTOGRAM_BINS))
+    table's own non-missing range (real and synthetic each get their own edges, as in sdmetrics),
+    then np.digitize, which puts the maximum value and missing values together in the last index."""
+    return np.digitize(values, np.histogram_bin_edges(values[~np.isnan(values)], bins=HISTOGRAM_BINS))
 
 
 def _encode_quality(real: pd.DataFrame, synthetic: pd.DataFrame, column: str, kind: str) -> _Column:
     if kind in NUMERIC_KINDS:
-        r, s = _numbers(real[column], kind, "real"), _numbers(synthetic[column], kind, "synthetic")
-        return _Column(True, r, s, real_bins=_bins(r), synthetic_bins=_bins(s))
+        r, s = _numbers(real[column], kind), _numbers(synthetic[column], kind)
+        constant = any(len(np.unique(v[~np.isnan(v)])) == 1 for v in (r, s))
+        return _Column(True, r, s, real_bins=_bins(r), synthetic_bins=_bins(s), constant=constant)
     (r, s), levels = _codes([real[column], synthetic[column]])
     return _Column(False, r, s, levels=levels)
 
@@ -177,22 +193,22 @@ def _ks_complement(real: np.ndarray, synthetic: np.ndarray, rounded: bool) -> fl
         a, b = np.round(a, KS_DECIMALS), np.round(b, KS_DECIMALS)
     a, b = np.sort(a), np.sort(b)
     pooled = np.concatenate([a, b])
-    gap = np.searchsorted(a, pooled, side="right") / len(a) - np.searchsorted(b, pooled, side="right") / len(
-        b
-    )
-    return float(1.0 - np.abs(gap).max())
+    cdf_a = np.searchsorted(a, pooled, side="right") / len(a)
+    cdf_b = np.searchsorted(b, pooled, side="right") / len(b)
+    return float(1.0 - np.abs(cdf_a - cdf_b).max())
 
 
 def _tv_complement(real: np.ndarray, synthetic: np.ndarray, levels: int) -> float | None:
-    """1 - total variation distance between the category shares, missing values left out (TVComplement).
-
-    sdmetrics adds 1e-6 to the real count of a category only the synthetic table has; that shifts
-    the score by less than 1e-6 / len(real) per such category, so the exact distance is kept here.
-    """
+    """1 - total variation distance between the category shares, missing values left out (TVComplement)."""
     a, b = real[real < levels - 1], synthetic[synthetic < levels - 1]
     if len(a) == 0 or len(b) == 0:
         return None
-    gap = np.bincount(a, minlength=levels) / len(a) - np.bincount(b, minlength=levels) / len(b)
+    counts_real = np.bincount(a, minlength=levels).astype(np.float64)
+    counts_synthetic = np.bincount(b, minlength=levels)
+    # As sdmetrics does (it guards a ratio there): a category only the synthetic table has gets a
+    # real count of 1e-6, which moves the score by about 1e-6 / len(real); kept so scores agree exactly.
+    counts_real[(counts_real == 0) & (counts_synthetic > 0)] = 1e-6
+    gap = counts_real / counts_real.sum() - counts_synthetic / len(b)
     return float(1.0 - 0.5 * np.abs(gap).sum())
 
 
@@ -223,10 +239,9 @@ def _cramers_v(joint: np.ndarray, levels_b: int) -> float:
 def _contingency_similarity(real: np.ndarray, synthetic: np.ndarray) -> float:
     """1 - total variation distance between the shares of joint codes (missing is a level)."""
     size = int(max(real.max(), synthetic.max())) + 1
-    gap = np.bincount(real, minlength=size) / len(real) - np.bincount(synthetic, minlength=size) / len(
-        synthetic
-    )
-    return float(1.0 - 0.5 * np.abs(gap).sum())
+    shares_real = np.bincount(real, minlength=size) / len(real)
+    shares_synthetic = np.bincount(synthetic, minlength=size) / len(synthetic)
+    return float(1.0 - 0.5 * np.abs(shares_real - shares_synthetic).sum())
 
 
 def _pair_trend(
@@ -235,27 +250,18 @@ def _pair_trend(
     """The pair's similarity score (None when undefined) and whether it counts in the average."""
     if one.continuous and two.continuous:
         # sdmetrics refuses a column that is constant in either table (before dropping missing rows).
-        for column in (one, two):
-            for values in (column.real, column.synthetic):
-                if len(np.unique(values[~np.isnan(values)])) == 1:
-                    return None, False
+        if one.constant or two.constant:
+            return None, False
         r_real = _pearson(one.real, two.real)
         r_synthetic = _pearson(one.synthetic, two.synthetic)
         if math.isnan(r_real) or math.isnan(r_synthetic):
             return None, False
-        return 1.0 - abs(r_real - r_synthetic) / 2.0, correlation_threshold <= 0 or abs(
-            r_real
-        ) > correlation_threshold
+        counts = correlation_threshold <= 0 or abs(r_real) > correlation_threshold
+        return 1.0 - abs(r_real - r_synthetic) / 2.0, counts
     # A continuous column in a pair with a discrete one is compared through its histogram bins.
-    ends = []
-    for column in (one, two):
-        if column.continuous:
-            if column.real_bins is None or column.synthetic_bins is None:
-                return None, False
-            ends.append((column.real_bins, column.synthetic_bins))
-        else:
-            ends.append((column.real, column.synthetic))
-    (real_a, synthetic_a), (real_b, synthetic_b) = ends
+    (real_a, synthetic_a), (real_b, synthetic_b) = (
+        (c.real_bins, c.synthetic_bins) if c.continuous else (c.real, c.synthetic) for c in (one, two)
+    )
     levels_b = int(max(real_b.max(), synthetic_b.max())) + 1
     score = _contingency_similarity(real_a * levels_b + real_b, synthetic_a * levels_b + synthetic_b)
     if association_threshold <= 0:
@@ -295,7 +301,8 @@ def quality_report(
     with no defined score (one column: no pairs) is None.
 
     Differences from sdmetrics: above 50,000 rows sdmetrics estimates a contingency score on a
-    random, unseeded subsample; here every row is used. TVComplement is exact (see `_tv_complement`).
+    random, unseeded subsample; here every row is used. sdmetrics compares datetimes as raw integers
+    in each column's own unit (seconds against nanoseconds scores 0); here both are nanoseconds.
     """
     for name, value in (
         ("correlation_threshold", correlation_threshold),
@@ -346,19 +353,16 @@ def _tree_features(
         kind = kinds[column]
         if kind in NUMERIC_KINDS:
             for block, frame in zip(blocks, frames, strict=True):
-                block.append(_numbers(frame[column], kind, "given"))
+                block.append(_numbers(frame[column], kind))
             categorical.append(False)
             continue
         codes, levels = _codes([frame[column] for frame in frames])
         counts = np.bincount(np.concatenate(codes), minlength=levels)[:-1]  # the last code is missing
-        rank = np.empty(levels - 1, dtype=np.int64)
-        rank[np.argsort(-counts, kind="stable")] = np.arange(levels - 1)
-        rank = np.minimum(rank, MAX_TREE_CATEGORIES - 1).astype(np.float64)
+        rank = np.empty(levels - 1)
+        rank[np.argsort(-counts, kind="stable")] = np.minimum(np.arange(levels - 1), MAX_TREE_CATEGORIES - 1)
+        rank = np.append(rank, np.nan)  # the missing code becomes NaN
         for block, code in zip(blocks, codes, strict=True):
-            present = code < levels - 1
-            block.append(
-                np.where(present, rank[np.where(present, code, 0)] if levels > 1 else np.nan, np.nan)
-            )
+            block.append(rank[code])
         categorical.append(True)
     return [np.column_stack(block) for block in blocks], np.array(categorical)
 
@@ -382,9 +386,13 @@ def detection_auc(
     wrong interactions, multimodal shapes and out-of-range values, and handle missing values and
     categories natively. Held-out folds keep an overfitting classifier at 0.5, not above.
     """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
     columns = _check_frames(kinds, real, {"synthetic": synthetic})
-    if min(len(real), len(synthetic)) < DETECTION_FOLDS:
-        raise GenzooError(f"detection needs at least {DETECTION_FOLDS} rows in each table")
+    if min(len(real), len(synthetic), max_rows) < DETECTION_FOLDS:
+        raise GenzooError(f"detection needs at least {DETECTION_FOLDS} rows in each table (and max_rows)")
     rng = np.random.default_rng(seed)
     real, synthetic = _sample_rows(real, max_rows, rng), _sample_rows(synthetic, max_rows, rng)
     (x_real, x_synthetic), categorical = _tree_features([real, synthetic], columns, kinds)
@@ -402,8 +410,8 @@ def detection_auc(
 def _check_target(target: str, columns: list[str], kinds: dict[str, str]) -> None:
     if target not in columns:
         raise GenzooError(
-            f"target '{target}' is not a column{did_you_mean(target, columns)}; "
-            f"choose one of: {', '.join(columns)}"
+            f"target '{target}' is not a column{did_you_mean(str(target), map(str, columns))}; "
+            f"choose one of: {_names(columns)}"
         )
     if kinds[target] == "datetime":
         raise GenzooError(f"target '{target}' is a datetime; choose a categorical, boolean or numeric column")
@@ -431,6 +439,9 @@ def ml_efficacy(
     real score is not positive), ``metric``, ``target``, ``positive_class`` (binary only) and
     ``notes``. A synthetic table whose target has one class scores 0, with a note.
     """
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.metrics import f1_score, r2_score
+
     columns = _check_frames(kinds, train_real, {"synthetic": synthetic, "test": test_real})
     _check_target(target, columns, kinds)
     regression = kinds[target] in ("continuous", "integer")
@@ -440,7 +451,7 @@ def ml_efficacy(
         raise GenzooError(f"target '{target}' is missing in every row of the real train or test table")
     xs, categorical = _tree_features(frames, features, kinds)
     if regression:
-        ys = [_numbers(f[target], kinds[target], "given") for f in frames]
+        ys = [_numbers(f[target], kinds[target]) for f in frames]
     else:
         ys, _ = _codes([f[target] for f in frames])
     result: dict[str, Any] = {"target": target, "metric": "r2" if regression else "macro_f1", "notes": []}
@@ -499,11 +510,13 @@ def _distance_space(
     a distance of 1, as much as a number at the other end of its range. Sparse, because an
     identifier-like category would otherwise make a very wide dense matrix.
     """
+    from scipy import sparse
+
     blocks: list[list[sparse.csr_matrix]] = [[] for _ in frames]
     for column in columns:
         kind = kinds[column]
         if kind in NUMERIC_KINDS:
-            values = [_numbers(f[column], kind, "given") for f in frames]
+            values = [_numbers(f[column], kind) for f in frames]
             train = values[0][~np.isnan(values[0])]
             low, span = (train.min(), np.ptp(train)) if len(train) else (0.0, 0.0)
             span = span if span > 0 else 1.0
@@ -526,15 +539,25 @@ def _nearest(reference: sparse.csr_matrix, queries: sparse.csr_matrix) -> np.nda
     """Each query's Euclidean distance to its nearest reference row. The search's fast formula
     (|x|^2 + |y|^2 - 2xy) leaves ~1e-8 of noise, so the distance to the neighbour it finds is
     recomputed directly: an exact copy is then at distance 0 and ties are real ties."""
+    from scipy import sparse
+    from sklearn.neighbors import NearestNeighbors
+
+    if reference.shape[1] <= MAX_DENSE_WIDTH:  # dense search is several times faster (BLAS)
+        reference, queries = reference.toarray(), queries.toarray()
     index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(reference)
     found = index.kneighbors(queries, return_distance=False)[:, 0]
     gap = queries - reference[found]
-    return np.sqrt(np.asarray(gap.multiply(gap).sum(axis=1)).ravel())
+    squares = gap.multiply(gap).sum(axis=1) if sparse.issparse(gap) else (gap * gap).sum(axis=1)
+    return np.sqrt(np.asarray(squares).ravel())
 
 
-def _row_keys(rows: sparse.csr_matrix) -> list[bytes]:
-    dense = rows.toarray() + 0.0  # + 0.0 turns -0.0 into 0.0, so equal rows have equal bytes
-    return [row.tobytes() for row in dense]
+def _row_keys(rows: sparse.csr_matrix) -> list[tuple[bytes, bytes]]:
+    """A hashable key per row, equal exactly for equal rows (read from the sparse form, never densified)."""
+    rows = rows.copy()
+    rows.eliminate_zeros()  # a stored 0 (or -0.0) and an absent entry are the same value
+    rows.sort_indices()
+    ends = rows.indptr
+    return [(rows.indices[a:b].tobytes(), rows.data[a:b].tobytes()) for a, b in itertools.pairwise(ends)]
 
 
 def privacy(
@@ -560,6 +583,8 @@ def privacy(
       synthetic row; ROC AUC over train (members) and holdout (non-members) rows. 0.5 = no leak.
     - ``privacy_rows``: the rows used from each table.
     """
+    from sklearn.metrics import roc_auc_score
+
     columns = _check_frames(kinds, train_real, {"synthetic": synthetic, "holdout": holdout_real})
     if max_rows < 1:
         raise GenzooError(f"max_rows must be at least 1, got {max_rows}")

@@ -1,6 +1,8 @@
 """Generative model families behind one contract (see `GenerativeModel`)."""
 
 from genzoo.models import (
+    copula,  # noqa: F401  (registers gaussian-copula, tables)
+    ctgan,  # noqa: F401  (registers ctgan, tables)
     dbn,  # noqa: F401  (registers the DBN)
     diffusion,  # noqa: F401  (registers ddpm)
     flow,  # noqa: F401  (registers RealNVP, Glow, MAF)
@@ -9,6 +11,8 @@ from genzoo.models import (
     pixelcnn,  # noqa: F401  (registers PixelCNN)
     rnn_nade,  # noqa: F401  (registers rnn-nade, polyphonic music)
     seq2seq,  # noqa: F401  (registers seq2seq)
+    tabddpm,  # noqa: F401  (registers tabddpm, tables)
+    tvae,  # noqa: F401  (registers tvae, tables)
     vae,  # noqa: F401  (registers the VAE)
     wavenet,  # noqa: F401  (registers WaveNet, raw audio)
 )

@@ -1,7 +1,8 @@
 """One training loop for every family.
 
 The Trainer knows nothing about the model beyond the contract: `phases()` says which
-optimizers to build, `loss(batch, phase=...)` gives what each minimises. Everything
+optimizers to build, `loss(batch, phase=...)` gives what each minimises (a model with no phases,
+fitted entirely in `prepare`, trains 0 steps and is validated and saved as any other). Everything
 that decides the trajectory (weights, optimizer moments, RNG, step) is checkpointed
 so a stopped run resumed with `resume=True` ends bit-identical to an uninterrupted one.
 With `keep_best`, model.safetensors holds the weights of the best validation instead of the
@@ -101,6 +102,8 @@ class Trainer:
         return math.ceil(len(self.train_set) / self.config.batch_size)
 
     def _total_steps(self) -> int:
+        if not self.phases:  # nothing to optimise (all fitted in `prepare`, as a copula): 0 steps
+            return 0
         if self.config.epochs > 0:
             return max(1, round(self.config.epochs * self._steps_per_epoch() / self.batches_per_step))
         return self.config.max_steps
@@ -174,7 +177,8 @@ class Trainer:
                 if self.stop_signal is not None:
                     self.save_checkpoint()
                     raise KeyboardInterrupt(self.stop_signal)
-            if not self.config.eval_every or self.step % self.config.eval_every:
+            # Validate at the end unless the last step just did (a run of 0 steps always does).
+            if not self.config.eval_every or self.step % self.config.eval_every or self.step == 0:
                 last_val = self._validate(writer)
             self.save_checkpoint()
         return {**last, **last_val}
