@@ -8,6 +8,7 @@ REPORT_DIR/
   runs/MODEL/seedS/     one training run each (genzoo train's layout) plus
       compare_train.json  what training cost, keyed by a hash of its arguments (the "done" marker)
       compare_eval.json   the metrics, keyed by the evaluation's arguments
+      synthetic.csv       tables: 2000 synthetic rows, decoded (the report's column plots read them)
 
 Budget and reproducibility. A time budget alone would make the step count, and so every number,
 depend on the machine's speed at that moment. So the budget is turned into a step count once per
@@ -36,7 +37,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -44,8 +45,15 @@ from genzoo.errors import GenzooError
 from genzoo.progress import reporting
 from genzoo.report.worker import TRAIN_MARKER, describe_failure, read_json, run_worker, write_json
 
+if TYPE_CHECKING:
+    from genzoo.data.tabular import TableSchema
+    from genzoo.models.base import GenerativeModel
+
 SCHEMA = "genzoo.compare/1"
 EVAL_MARKER = "compare_eval.json"
+SYNTHETIC_CSV = "synthetic.csv"
+SYNTHETIC_ROWS = 2000  # enough for a histogram per column; the metrics draw their own, larger set
+PREVIEW_ROWS = 10
 PLAN_FILE = "plan.json"
 TIME_CAP = 1.5  # a run stops at this multiple of its budget (and is flagged) if calibration was off
 EVAL_GUESS = 30.0  # seconds of start-up and evaluation per run, until the first run has measured them
@@ -110,9 +118,15 @@ def _duration(seconds: float) -> str:
 # ---- evaluation, in this process ------------------------------------------------------------
 def metric_names(model_cls: type, info: Any) -> list[str]:
     """The same metrics for every model, plus nll where the family has one; class coverage through
-    the domain classifier for labelled images, mode coverage for the Gaussian-mixture toys."""
+    the domain classifier for labelled images, mode coverage for the Gaussian-mixture toys.
+    Table models get the table metrics instead (no nll: a mixed discrete/continuous row has no
+    density in its units), with ML efficacy when the data name a target column to predict."""
+    from genzoo.data.tabular import TableSchema
     from genzoo.data.toy2d import toy2d_modes
 
+    if model_cls.output == "table":
+        target = TableSchema.from_json(info.table).target if info.table else None
+        return ["quality", "detection", "privacy"] + (["ml_efficacy"] if target else [])
     names = ["fid", "kid", "precision", "recall", "density", "coverage", "memorization"]
     if model_cls.log_prob_kind is not None:
         names.insert(0, "nll")
@@ -124,7 +138,8 @@ def metric_names(model_cls: type, info: Any) -> list[str]:
 
 
 def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
-    """Metrics, sampling time per 100 samples and a grid of 64 samples for one run (cached by key)."""
+    """Metrics, sampling time per 100 samples and a preview for one run (cached by key): 64 samples
+    for a grid, or for a table the first rows of SYNTHETIC_CSV, which is written beside them."""
     from genzoo.evaluation import evaluate_model
     from genzoo.train.run import load_run
 
@@ -133,7 +148,8 @@ def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
          "v": SCHEMA}
     )  # fmt: skip
     cached = read_json(run_dir / EVAL_MARKER)
-    if cached and cached.get("key") == key:
+    csv = (cached or {}).get("synthetic_csv")
+    if cached and cached.get("key") == key and (csv is None or (run_dir / csv).is_file()):
         return cached
     model, spec = load_run(run_dir, device=config.device)
     data = spec.load_data()
@@ -153,6 +169,11 @@ def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
         started = time.perf_counter()
         samples = model.sample(100, generator=generator).cpu()
         sample_seconds = time.perf_counter() - started
+    if model.output == "table":
+        preview = _synthetic_table(model, data.schema, run_dir / SYNTHETIC_CSV, config.seed)
+        extra: dict[str, Any] = {"preview": preview, "synthetic_csv": SYNTHETIC_CSV}
+    else:
+        extra = {"preview": samples[:64].tolist()}
     shares = metrics.get("class_shares")
     result = {
         "key": key,
@@ -161,10 +182,23 @@ def evaluate_job(run_dir: Path, config: CompareConfig) -> dict[str, Any]:
         "sample_seconds_per_100": round(sample_seconds, 4),
         "eval_seconds": round(eval_seconds, 2),
         "params": sum(p.numel() for p in model.parameters()),
-        "preview": samples[:64].tolist(),
+        **extra,
     }
     write_json(run_dir / EVAL_MARKER, result)
     return result
+
+
+def _synthetic_table(
+    model: GenerativeModel, schema: TableSchema, path: Path, seed: int
+) -> list[dict[str, Any]]:
+    """Write SYNTHETIC_ROWS decoded rows (seeded) to `path`; the first of them as JSON records."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        frame = schema.decode(model.sample(SYNTHETIC_ROWS, generator=generator).cpu())
+    frame.to_csv(path, index=False)
+    # pandas writes NaN and <NA> as null and numpy scalars and dates as plain JSON values.
+    return json.loads(frame.head(PREVIEW_ROWS).to_json(orient="records", date_format="iso"))
 
 
 def _first(data: Any, split: str, n: int) -> Any:
@@ -329,7 +363,10 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
     results["recommendation"] = recommend(results["models"], config.priority)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     write_json(config.out / "results.json", results)
-    write_report(results, {r["run_dir"]: r.get("preview") for r in records}, config.out / "index.html")
+    # A table report plots each column of the synthetic rows against the rows the models learned from.
+    real_rows = dataset.split("train").tensors[0].numpy() if dataset.info.modality == "table" else None
+    previews = {r["run_dir"]: r.get("preview") for r in records}
+    write_report(results, previews, config.out / "index.html", real_rows=real_rows)
     progress.left_jobs = 0
     progress.say(f"wrote {config.out / 'index.html'} and results.json")
     return results
@@ -398,6 +435,9 @@ RUN_KEYS = ("train_seconds", "sample_seconds_per_100", "params", "peak_memory_mb
 METRIC_KEYS = (
     "nll", "fid", "kid", "precision", "recall", "density", "coverage", "classes_hit", "class_kl",
     "modes", "memorized_share",
+    # tables (genzoo.metrics.tabular)
+    "quality_score", "column_shapes", "column_pair_trends", "detection_auc", "detection_score",
+    "ml_efficacy", "real_score", "synthetic_score", "dcr_share", "exact_copy_rate", "mia_auc",
 )  # fmt: skip
 
 
@@ -412,6 +452,7 @@ def summarize(records: list[dict[str, Any]], num_classes: int) -> dict[str, dict
         cls = get_model_class(name)
         summary: dict[str, Any] = {
             "family": cls.family,
+            "output": cls.output,
             "nll_kind": cls.log_prob_kind,
             "num_classes": num_classes,
             "status": "ok" if len(ok) == len(mine) else ("failed" if not ok else "partial"),
@@ -433,5 +474,9 @@ def summarize(records: list[dict[str, Any]], num_classes: int) -> dict[str, dict
                 mean = sum(values) / len(values)
                 var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
                 summary["metrics"][key] = {"mean": mean, "std": math.sqrt(var), "values": values}
+        # What ml_efficacy's scores are (f1, macro_f1 or r2 of the target), for the sentences about them.
+        scored = next((r["metrics"] for r in ok if "ml_efficacy" in r.get("metrics", {})), None)
+        if scored:
+            summary["ml_metric"] = {"metric": scored["metric"], "target": scored.get("target")}
         out[name] = summary
     return out

@@ -11,9 +11,19 @@ check what is said. The rules:
 - speed: fastest sampling first (seconds per 100 samples); training time breaks ties.
 - diversity: highest coverage first (recall breaks ties); classes hit are quoted.
 
+Tables (models that declare `output == "table"`) have no FID or coverage; their own metrics stand in:
+
+- quality: highest quality score first (SDMetrics-style, 1 is best); the detection score breaks ties
+  (1 - how far above 0.5 a classifier tells real rows from synthetic ones).
+- diversity: highest column-shapes score first: a generator that drops categories or narrows a
+  number's range loses it, as an image model that drops modes loses coverage.
+- likelihood and speed as above.
+
 Whatever the priority, each model's notes also flag: sampling 10x or more slower than the fastest,
 classes its samples never reach, near-copies of training examples, a spread across repeats as large
-as the gap to the next model, and failures with their reason.
+as the gap to the next model, and failures with their reason. A table model's notes say how well
+its rows pass for real ones (detection AUC), what a model trained on them predicts (ML efficacy),
+and whether they sit closer to the training rows than to unseen ones (privacy).
 """
 
 from __future__ import annotations
@@ -25,6 +35,12 @@ from typing import Any
 PRIORITIES = ("quality", "likelihood", "speed", "diversity")
 SLOW_FACTOR = 10.0  # sampling this many times slower than the fastest family is worth saying
 MEMORIZED_SHARE = 0.10  # memorization's baseline is ~0.05 for fresh data (5th-percentile threshold)
+# Tables: a detection AUC up to HARD_TO_DETECT says real and synthetic rows are hard to tell apart,
+# from EASY_TO_DETECT on a classifier tells them apart easily (0.5 is chance).
+HARD_TO_DETECT, EASY_TO_DETECT = 0.6, 0.8
+# Privacy: beyond these, a table's rows lean towards their training rows. dcr_share and mia_auc are
+# 0.5 for rows no closer to the training rows than to unseen ones; an exact copy is worth saying.
+DCR_LEANING, MIA_LEANING, COPY_RATE = 0.6, 0.6, 0.01
 
 # priority -> (metric, lower is better, tie-break metric, its direction), all keys of a summary
 ORDER: dict[str, tuple[str, bool, str, bool]] = {
@@ -32,6 +48,12 @@ ORDER: dict[str, tuple[str, bool, str, bool]] = {
     "likelihood": ("nll", True, "fid", True),
     "speed": ("sample_seconds_per_100", True, "train_seconds", True),
     "diversity": ("coverage", False, "recall", False),
+}
+TABLE_ORDER: dict[str, tuple[str, bool, str, bool]] = {
+    **ORDER,
+    "quality": ("quality_score", False, "detection_score", False),
+    "likelihood": ("nll", True, "quality_score", False),
+    "diversity": ("column_shapes", False, "quality_score", False),
 }
 LABELS = {
     "fid": "FID",
@@ -41,6 +63,8 @@ LABELS = {
     "recall": "recall",
     "sample_seconds_per_100": "sampling time per 100 samples",
     "train_seconds": "training time",
+    "quality_score": "quality score",
+    "column_shapes": "column-shapes score",
 }
 
 
@@ -72,11 +96,17 @@ def _seconds(value: float) -> str:
     return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"
 
 
+def orders(models: dict[str, dict[str, Any]]) -> dict[str, tuple[str, bool, str, bool]]:
+    """The ranking metrics for these models: the table ones when they model tables (compare runs
+    every model on the same data, so they all do or none does)."""
+    return TABLE_ORDER if any(s.get("output") == "table" for s in models.values()) else ORDER
+
+
 def rank(models: dict[str, dict[str, Any]], priority: str) -> list[Ranked]:
     """Order the models for `priority`: measured models by the metric, then unmeasured, then failed."""
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {PRIORITIES}, got {priority!r}")
-    key, lower, tie_key, tie_lower = ORDER[priority]
+    key, lower, tie_key, tie_lower = orders(models)[priority]
 
     def sort_key(name: str) -> tuple:
         s = models[name]
@@ -95,7 +125,7 @@ def rank(models: dict[str, dict[str, Any]], priority: str) -> list[Ranked]:
 
 def _headline(r: Ranked, ranked: list[Ranked], models: dict[str, dict], priority: str) -> list[str]:
     """The sentence about the priority's own metric."""
-    key, lower, _, _ = ORDER[priority]
+    key, lower, _, _ = orders(models)[priority]
     s = models[r.model]
     if s.get("status") == "failed":
         return []
@@ -162,8 +192,51 @@ def notes(name: str, models: dict[str, dict[str, Any]]) -> list[str]:
     copied = _mean(s, "memorized_share")
     if copied is not None and copied > MEMORIZED_SHARE:
         out.append(f"{copied:.0%} of its samples are near-copies of training examples")
+    out += table_notes(s)
     if s.get("failures"):
         out.append(f"{len(s['failures'])} of its repeats failed: {s['failures'][0]}")
+    return out
+
+
+def table_notes(s: dict[str, Any]) -> list[str]:
+    """A table model's detection, ML efficacy and privacy, each as one sentence (where measured)."""
+    out: list[str] = []
+    auc = _mean(s, "detection_auc")
+    if auc is not None:
+        if auc <= HARD_TO_DETECT:
+            verdict = "its rows are hard to tell from real ones"
+        elif auc < EASY_TO_DETECT:
+            verdict = "a classifier tells its rows from real ones fairly often"
+        else:
+            verdict = "a classifier tells its rows from real ones easily"
+        out.append(f"{verdict} (detection AUC {auc:.2f}; 0.5 is indistinguishable)")
+    efficacy, real, synthetic = (_mean(s, k) for k in ("ml_efficacy", "real_score", "synthetic_score"))
+    if efficacy is not None and real is not None and synthetic is not None:
+        scored = s.get("ml_metric") or {}
+        what = f"{scored.get('metric', 'score')} on '{scored['target']}'" if scored.get("target") else "score"
+        out.append(
+            f"a model trained on its rows reaches {efficacy:.0%} of the {what} of one trained on the real "
+            f"rows ({_fmt(synthetic)} against {_fmt(real)}, tested on held-out real rows)"
+        )
+    dcr, copies, mia = (_mean(s, k) for k in ("dcr_share", "exact_copy_rate", "mia_auc"))
+    if dcr is None or copies is None or mia is None:
+        return out
+    risks = []
+    if dcr > DCR_LEANING:
+        risks.append(
+            f"{dcr:.0%} of its rows are closer to a training row than to an unseen one (50% is ideal)"
+        )
+    if copies >= COPY_RATE:
+        risks.append(f"{copies:.1%} of its rows copy a training row exactly")
+    if mia > MIA_LEANING:
+        risks.append(f"a membership-inference attack reaches AUC {mia:.2f} (0.5: no leak)")
+    if risks:
+        out.append("privacy risk: " + "; ".join(risks))
+    else:
+        out.append(
+            f"privacy: its rows are no closer to the training rows than to unseen ones (DCR share {dcr:.2f}, "
+            f"0.5 is ideal; {copies:.1%} exact copies; membership-inference AUC {mia:.2f})"
+        )
     return out
 
 
