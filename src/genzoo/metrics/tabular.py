@@ -222,7 +222,7 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip(x @ y / math.sqrt((x @ x) * (y @ y)), -1.0, 1.0))
 
 
-def _cramers_v(joint: np.ndarray, levels_b: int) -> float:
+def cramers_v(joint: np.ndarray, levels_b: int) -> float:
     """Cramer's V of the contingency table of joint codes a * levels_b + b (as scipy's association
     computes it, without Yates' correction), over the levels present."""
     table = np.bincount(joint).astype(np.float64)
@@ -266,7 +266,7 @@ def _pair_trend(
     score = _contingency_similarity(real_a * levels_b + real_b, synthetic_a * levels_b + synthetic_b)
     if association_threshold <= 0:
         return score, True
-    association = _cramers_v(real_a * levels_b + real_b, levels_b)
+    association = cramers_v(real_a * levels_b + real_b, levels_b)
     return score, not math.isnan(association) and association > association_threshold
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from genzoo.data.tabular import TableSchema
+from genzoo.metrics.tabular import cramers_v
 
 MAX_COLUMNS = 15  # columns plotted; a wider table shows the ones the models match worst
 TOP_CATEGORIES = 10  # bars per categorical column, the most frequent in the real rows
@@ -122,19 +123,6 @@ def _codes(values: np.ndarray, numeric: bool) -> np.ndarray:
     return np.digitize(values, edges)  # NaN lands past the last edge
 
 
-def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
-    """Cramer's V of two code arrays, over the levels present (0 = independent, 1 = determined)."""
-    width = int(b.max()) + 1
-    table = np.bincount(a * width + b, minlength=(int(a.max()) + 1) * width).reshape(-1, width)
-    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0].astype(np.float64)
-    if min(table.shape) < 2:
-        return math.nan
-    n = table.sum()
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
-    chi2 = ((table - expected) ** 2 / expected).sum()
-    return math.sqrt(chi2 / n / (min(table.shape) - 1))
-
-
 def associations(rows: np.ndarray, schema: TableSchema, columns: list[int]) -> np.ndarray:
     """Pairwise association of `columns`: Pearson's r for two numbers (-1..1), Cramer's V otherwise
     (0..1); NaN on the diagonal and where a column is constant."""
@@ -146,7 +134,8 @@ def associations(rows: np.ndarray, schema: TableSchema, columns: list[int]) -> n
             if numeric[a] and numeric[b]:
                 value = _pearson(rows[:, columns[a]], rows[:, columns[b]])
             else:
-                value = _cramers_v(codes[a], codes[b])
+                width = int(codes[b].max()) + 1
+                value = cramers_v(codes[a] * width + codes[b], width)
             out[a, b] = out[b, a] = value
     return out
 
