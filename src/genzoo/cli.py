@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--temperature", type=float, help="scale of the sampling noise, where the family has one")
-    p.add_argument("--sampler", help="diffusion sampler: ddpm, ddim or dpm-solver++")
+    p.add_argument("--sampler", help="diffusion sampler: ddpm, ddim, dpm-solver++ or sde-dpm-solver++")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 like DDPM")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight w >= 0 (with --label)")

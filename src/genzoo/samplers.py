@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -345,9 +346,10 @@ def dpm_solver_pp_sample(
     steps: int | None = 20,
     clip: bool = True,
     spacing: str = "log-snr",
+    stochastic: bool = False,
 ) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on `steps` timesteps; deterministic (the
-    generator is unused), returns x_0 (internal units).
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on `steps` timesteps; deterministic unless
+    `stochastic` (the generator is then the noise's), returns x_0 (internal units).
 
     With alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t), lambda_t = log(alpha_t / sigma_t) and
     the data prediction x0_hat(x_t, t), the probability-flow ODE from s to t (h = lambda_t - lambda_s)
@@ -369,6 +371,12 @@ def dpm_solver_pp_sample(
     than the one before (r << 1), which undoes the second order's gain (tests/test_diffusion.py,
     benchmarks/diffusion_samplers.py). `clip` clamps x0_hat to the data range (the paper's
     thresholding, natural in the data-prediction form).
+
+    `stochastic` solves the reverse SDE instead (SDE-DPM-Solver++(2M), Lu et al. 2022, section 5):
+    the same D, with the exact Gaussian transition of the linear part, which injects fresh noise
+    and so corrects errors of earlier steps instead of carrying them (the ODE cannot):
+
+        x_t = (sigma_t / sigma_s) e^{-h} x_s + alpha_t (1 - e^{-2h}) D + sigma_t sqrt(1 - e^{-2h}) z
     """
     if spacing not in ("log-snr", "time"):
         raise GenzooError(f"spacing must be 'log-snr' or 'time', got '{spacing}'")
@@ -387,7 +395,14 @@ def dpm_solver_pp_sample(
             x0_prev, h_prev = previous
             r = h_prev / h
             d = (1 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
-        x = math.sqrt((1 - abar_t) / (1 - abar_s)) * x + math.sqrt(abar_t) * -math.expm1(-h) * d
+        ratio = math.sqrt((1 - abar_t) / (1 - abar_s))  # sigma_t / sigma_s
+        if stochastic:
+            keep = -math.expm1(-2 * h)  # 1 - e^{-2h}
+            noise = normal(tuple(x.shape), generator, x.device).to(x.dtype)
+            x = ratio * math.exp(-h) * x + math.sqrt(abar_t) * keep * d
+            x = x + math.sqrt((1 - abar_t) * keep) * noise
+        else:
+            x = ratio * x + math.sqrt(abar_t) * -math.expm1(-h) * d
         previous = (x0, h)
     return x
 
@@ -454,6 +469,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
         ),
         SamplerSpec("ddim", ddim_sample, options=("eta", "known", "resample"), default_steps=50),
         SamplerSpec("dpm-solver++", dpm_solver_pp_sample, options=(), default_steps=20),
+        SamplerSpec(
+            "sde-dpm-solver++", partial(dpm_solver_pp_sample, stochastic=True), options=(), default_steps=20
+        ),
     )
 }
 
