@@ -181,3 +181,19 @@ def test_sampled_csv_has_the_columns_types_and_conditions(table_run, tmp_path, c
     hours = frame["hours"].dropna()
     assert np.allclose(hours, hours.round(1))
     assert json.loads((table_run / "table.json").read_text())["dropped"] == ["id"]
+
+
+def test_parquet_reads_like_csv(tmp_path):
+    pytest.importorskip("pyarrow")
+    people().to_parquet(tmp_path / "p.parquet", index=False)
+    write(tmp_path, "p.csv", GOOD)
+    a, b = load_dataset(str(tmp_path / "p.parquet")), load_dataset(str(tmp_path / "p.csv"))
+    assert a.schema.kinds() == b.schema.kinds()
+
+
+def test_parquet_without_pyarrow_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    path = write(tmp_path, "p.parquet", b"PAR1")
+    assert_user_error(capsys, train_on(path, tmp_path), "pip install pyarrow", [path])
