@@ -76,7 +76,7 @@ def model_card(
         "seed": int(seed),
         "steps": int(steps),
         "planned_steps": int(planned_steps),
-        "training_seconds": round(float(seconds), 1),
+        "training_seconds": float(f"{float(seconds):.3g}"),  # 3 significant digits: a short run is not 0
         "metrics": {"train": last_train, "val": last_val},
         "log_prob": model.log_prob_kind,
         "versions": {
