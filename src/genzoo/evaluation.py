@@ -76,6 +76,12 @@ class Evaluation:
             return self.data.schema.decode(self.model.sample(n, generator=generator).cpu())
 
     @cached_property
+    def real_tables(self):
+        """The training and evaluated split's rows, decoded as the synthetic ones are, so that a value
+        meets itself: a file's 'yes' is True in both, a category written as 1 is '1' in both."""
+        return tuple(self.data.schema.decode(self.data.split(s).tensors[0]) for s in ("train", self.split))
+
+    @cached_property
     def classifier(self):
         return domain_classifier_for(self.data, classifier_cache_dir())
 
@@ -189,9 +195,7 @@ def _table_metric(name: str) -> Callable[[Evaluation], dict[str, Any]]:
         if schema is None or ev.model.output != "table":
             raise GenzooError(f"'{name}' is a table metric; evaluate a table model (ctgan, tvae, ...)")
         target = ev.target or schema.target
-        # The real rows decoded as the synthetic ones are, so that a value meets itself: a file's
-        # 'yes' is True in both, a category written as 1 is '1' in both, a date a datetime in both.
-        train, held = (schema.decode(ev.data.split(s).tensors[0]) for s in ("train", ev.split))
+        train, held = ev.real_tables
         return table_metrics([name], train, ev.synthetic_table, held, schema.kinds(), target=target,
                              seed=ev.seed)  # fmt: skip
 
