@@ -1,10 +1,11 @@
 """genzoo: train, sample, evaluate and compare every family of deep generative models.
 
 Every command is one call here: `genzoo.train`, `genzoo.sample`, `genzoo.inpaint`,
-`genzoo.evaluate`, `genzoo.compare`, `genzoo.load`; each returns objects and writes files only
+`genzoo.evaluate`, `genzoo.anomaly`, `genzoo.compare`, `genzoo.load`; each returns objects and writes files only
 when asked (the run directory `train` makes, `out=` for the others).
 """
 
+from genzoo.apps import anomaly
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run as evaluate
 from genzoo.models import GenerativeModel, get_model_class, load, model_names
@@ -16,6 +17,7 @@ from genzoo.version import __version__
 __all__ = [
     "GenerativeModel",
     "__version__",
+    "anomaly",
     "compare",
     "evaluate",
     "get_model_class",

@@ -58,6 +58,20 @@ EVALUATE_METRICS = """metrics, by the data they apply to:
 """
 
 
+ANOMALY_SCORES = """scores (higher = more anomalous):
+  auto              likelihood-ratio with --background; complexity for image models with a
+                    likelihood; else nll, reconstruction, denoising or critic, as the model offers
+  nll               -log p(x) (flows, autoregressive, VAE estimate, diffusion bound, dbn)
+  likelihood-ratio  nll minus a background run's nll (Ren et al. 2019; train the background with
+                    --set data.mutation=0.2)
+  complexity        nll in bits minus the bits of a PNG of the image (Serra et al. 2020)
+  typicality        |nll - mean nll of the run's validation split| (Nalisnick et al. 2019)
+  reconstruction    VAE, TVAE: -log p(x | z = the posterior mean)
+  denoising         DDPM, TabDDPM: error predicting the noise over several noise levels
+  critic            GANs, CTGAN: minus the critic's score
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="genzoo",
@@ -166,6 +180,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--target", help="tables: the column ml_efficacy predicts")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser(
+        "anomaly",
+        help="score data for anomalies / out-of-distribution inputs with a trained run",
+        epilog=ANOMALY_SCORES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--data", help="dataset name or path to score (default: the run's own data)")
+    p.add_argument("--split", default="all", help="all (default), train, val or test")
+    p.add_argument("--out", type=out_path, help="scores.csv; plots are written beside it")
+    p.add_argument("--score", default="auto", help="which score (listed below; default auto)")
+    threshold = p.add_mutually_exclusive_group()
+    threshold.add_argument(
+        "--fpr", type=float, help="share of the run's validation split flagged (default 0.05)"
+    )
+    threshold.add_argument(
+        "--contamination", type=float, help="share of the scored data expected anomalous, in (0, 0.5)"
+    )
+    p.add_argument("--labels", help="file of 0/1 per example (1 = anomaly), or a column of the table")
+    p.add_argument("--background", type=Path, help="likelihood-ratio: a run trained on noised data")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser(
@@ -346,6 +384,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"{key:<{width}}  {shown}")
 
 
+def cmd_anomaly(args: argparse.Namespace) -> None:
+    from genzoo.apps.anomaly import anomaly
+
+    report = anomaly(
+        args.run, args.data, split=args.split, score=args.score, fpr=args.fpr,
+        contamination=args.contamination, labels=args.labels, background=args.background,
+        out=args.out, device=args.device, quiet=args.quiet,
+    )  # fmt: skip
+    summary = report.summary
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"{summary['flagged']} of {summary['n']} flagged by the {summary['score']} score ({summary['reason']})"
+    )
+    print(f"threshold {summary['threshold']:.6g}: {summary['threshold_rule']}")
+    if "auroc" in summary:
+        print(
+            f"labels ({summary['labels']}): AUROC {summary['auroc']:.4f}, AUPRC {summary['auprc']:.4f}, "
+            f"precision {summary['precision']:.3f}, recall {summary['recall']:.3f}"
+        )
+    for path in summary.get("files", []):
+        print(f"wrote {path}")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     from genzoo.report import CompareConfig, run_compare
     from genzoo.settings import parse_assignments, parse_duration
@@ -388,6 +451,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "inpaint": cmd_inpaint,
     "evaluate": cmd_evaluate,
+    "anomaly": cmd_anomaly,
     "compare": cmd_compare,
 }
 

@@ -48,6 +48,11 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCHEDULES = ("linear", "cosine")
 
 
+# Where on the noise schedule a "denoising" anomaly score asks a diffusion model for the noise back
+# (fractions of T): low levels test fine detail, high ones the overall shape.
+DENOISING_LEVELS = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75)
+
+
 class NoiseSchedule:
     """The betas of a diffusion process and every quantity derived from them (float64)."""
 

@@ -199,3 +199,52 @@ def _number(value: Any) -> bool:
 
 def _finite(value: Any) -> bool:
     return _number(value) and math.isfinite(value)
+
+
+def save_score_histogram(
+    scores: np.ndarray, threshold: float, path: str | Path, kind: str, labels: np.ndarray | None = None
+) -> None:
+    """Histogram of anomaly scores with the threshold; normal and anomalous apart when labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.histogram_bin_edges(scores, bins=min(60, max(10, len(scores) // 10)))
+    if labels is None:
+        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label="examples")
+    else:
+        ax.hist(scores[labels == 0], bins=bins, color="tab:blue", alpha=0.6, label="normal (label 0)")
+        ax.hist(scores[labels == 1], bins=bins, color="tab:red", alpha=0.6, label="anomaly (label 1)")
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    ax.set_xlabel(f"{kind} score (higher = more anomalous)")
+    ax.set_ylabel("examples")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_extremes(
+    images: torch.Tensor, order: np.ndarray, path: str | Path, low: float, high: float, count: int
+) -> None:
+    """Two rows of images: the `count` most anomalous (top) and the `count` least (bottom)."""
+    count = min(count, len(order) // 2) or len(order)
+    most, least = order[:count], order[::-1][:count]
+    picked = torch.cat([images[torch.as_tensor(most.copy())], images[torch.as_tensor(least.copy())]])
+    save_image_grid(picked, path, low, high, ncol=count)
+
+
+def save_anomaly_maps(
+    images: torch.Tensor, maps: torch.Tensor, path: str | Path, low: float, high: float
+) -> None:
+    """Each image (top row) over its per-pixel anomaly map (bottom row, brighter = more anomalous)."""
+    heat = maps.float().sum(1, keepdim=True)  # channels together
+    flat = heat.flatten(1)
+    lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+    scaled = (heat - lo) / (hi - lo).clamp(min=1e-12)
+    gray = ((images.float() - low) / (high - low)).clamp(0, 1)
+    if gray.shape[1] != 1:
+        gray = gray.mean(1, keepdim=True)
+    save_image_grid(torch.cat([gray, scaled]), path, 0.0, 1.0, ncol=len(images))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from genzoo.data.base import Dataset
+from genzoo.data.options import COMMON_OPTIONS, apply_common_options
 from genzoo.errors import GenzooError, unknown_name
 
 Loader = Callable[..., Dataset]
@@ -32,9 +33,11 @@ def dataset_names() -> list[str]:
 
 
 def dataset_options(name: str) -> dict[str, object]:
-    """Keyword options a loader accepts, with their defaults (for `--set data.x=v`)."""
+    """Keyword options a loader accepts, with their defaults (for `--set data.x=v`), and the options
+    every dataset takes (genzoo.data.options)."""
     params = inspect.signature(_LOADERS[name]).parameters
-    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    own = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return {**own, **COMMON_OPTIONS}
 
 
 def resolve(name_or_path: str | Path) -> tuple[str, Path | None]:
@@ -72,6 +75,6 @@ def load_dataset(name_or_path: str | Path, **options) -> Dataset:
             raise GenzooError(
                 f"dataset '{name}' has no option '{key}'; it accepts: {', '.join(accepted) or 'none'}"
             )
-    if path is not None:
-        return _LOADERS[name](path, **options)
-    return _LOADERS[name](**options)
+    common = {k: options.pop(k) for k in COMMON_OPTIONS if k in options}
+    dataset = _LOADERS[name](path, **options) if path is not None else _LOADERS[name](**options)
+    return apply_common_options(dataset, **common)

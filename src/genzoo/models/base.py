@@ -100,6 +100,10 @@ class GenerativeModel(nn.Module):
     output: ClassVar[Literal["tensor", "text", "audio", "piano-roll", "table"]] = (
         "tensor"  # what `sample` returns
     )
+    # Anomaly scores beside "nll" (which every family with a log_prob offers), computed by
+    # `anomaly_score`: "reconstruction" (autoencoders), "critic" (GANs), "denoising" (diffusion).
+    anomaly_scores: ClassVar[tuple[str, ...]] = ()
+    has_anomaly_map: ClassVar[bool] = False  # `anomaly_map` gives a score per dimension (pixel)
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -110,7 +114,14 @@ class GenerativeModel(nn.Module):
             **{n: getattr(cls, n) for n in names},
             "takes_inputs": cls.takes_inputs,
             "output": cls.output,
+            "anomaly_scores": list(cls.score_kinds()),
+            "has_anomaly_map": cls.has_anomaly_map,
         }
+
+    @classmethod
+    def score_kinds(cls) -> tuple[str, ...]:
+        """Every score `anomaly_score` computes for this family."""
+        return (("nll",) if cls.log_prob_kind else ()) + cls.anomaly_scores
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -150,6 +161,22 @@ class GenerativeModel(nn.Module):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Per-example log-likelihood in nats (its kind is `log_prob_kind`)."""
         raise NotImplementedError(f"{type(self).__name__} has no log-likelihood")
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        """One score per example (N,), higher for data less like the training data; `kind` is one
+        of `score_kinds()`. "nll" is -log_prob; families add their own kinds by overriding this."""
+        if kind == "nll" and self.log_prob_kind:
+            with self.inference():
+                return -self.log_prob(x)
+        raise GenzooError(
+            f"model '{self.name}' has no '{kind}' score; it offers: {', '.join(self.score_kinds()) or 'none'}"
+        )
+
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """A score per dimension, x's shape (per-pixel NLL or reconstruction error), where
+        `has_anomaly_map`: where in an image the model finds what it does not expect."""
+        raise GenzooError(f"model '{self.name}' gives no per-pixel anomaly map")
 
     def prepare(self, train: torch.Tensor) -> None:
         """Set-up that needs the training data, once before the first step of a new run (fitting a

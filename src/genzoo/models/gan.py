@@ -244,6 +244,7 @@ class GAN(GenerativeModel):
     """Base of the GAN family; subclasses only change the config defaults."""
 
     supports_labels = True
+    anomaly_scores = ("critic",)
 
     family = "gan"
     modalities = ("image", "vector")
@@ -328,6 +329,29 @@ class GAN(GenerativeModel):
 
     def _critic(self, y: torch.Tensor | None):
         return lambda x: self.discriminator(x, y)
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        """ "critic": minus the discriminator's score, which is high for what looks like training
+        data. Each example fills a whole pack alone; a conditional critic is read with the class that
+        scores x highest."""
+        if kind != "critic":
+            return super().anomaly_score(x, kind)
+        if tuple(x.shape[1:]) != self.shape:
+            raise GenzooError(
+                f"GAN expects data of shape (N, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}"
+            )
+        x = self.rescale.to_internal(x.to(self.device, torch.float32))
+        x = x.repeat_interleave(self.config.pack, dim=0)
+        with self.inference():
+            if not self.conditional:
+                return -self.discriminator(x)
+            n = len(x)
+            scores = [
+                self.discriminator(x, torch.full((n,), c, device=self.device))
+                for c in range(self.config.num_classes)
+            ]
+            return -torch.stack(scores).amax(0)
 
     # ---- the contract -------------------------------------------------------------------
     def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:

@@ -59,6 +59,7 @@ class PixelCNN(GenerativeModel):
 
     supports_labels = True
     can_complete = True
+    has_anomaly_map = True
 
     Config = PixelCNNConfig
     name = "pixelcnn"
@@ -183,6 +184,21 @@ class PixelCNN(GenerativeModel):
             [self.likelihood.log_prob(self.logits(x_int, torch.full((len(x),), c)), x_int) for c in range(k)]
         )
         return torch.logsumexp(per_class, 0) - math.log(k)
+
+    @torch.no_grad()
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x_i | x_<i) per pixel, in nats: they sum to the image's NLL. A conditional model
+        is read with the class that explains the image best."""
+        x_int = self.rescale.to_internal(self._check(x))
+        labels = range(self.config.num_classes) if self.config.conditional else [None]
+        maps = []
+        with self.inference():
+            for c in labels:
+                y = None if c is None else torch.full((len(x),), c)
+                maps.append(-self.likelihood.log_prob_per_dim(self.logits(x_int, y), x_int))
+        stacked = torch.stack(maps)  # (classes, N, C, H, W)
+        best = stacked.flatten(2).sum(2).argmin(0)
+        return stacked[best, torch.arange(len(x))]
 
     def probs(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """p(x_i = level | x_<i) for every pixel: (N, L, C, H, W), summing to 1 over dim 1."""

@@ -46,7 +46,7 @@ from genzoo.nn.blocks import mlp
 from genzoo.nn.embeddings import TimestepEmbedding
 from genzoo.nn.likelihoods import normal, uniform
 from genzoo.progress import track
-from genzoo.samplers import NoiseSchedule, ddim_coefficients
+from genzoo.samplers import DENOISING_LEVELS, NoiseSchedule, ddim_coefficients
 
 TINY = 1e-30  # log(0) stand-in for a one-hot's zeros: finite, so 0 * log 0 terms stay 0, not NaN
 SAMPLE_CHUNK = 8192  # rows per network call while sampling: bounds the activations' memory
@@ -88,6 +88,7 @@ class TabDDPM(TableModel):
     Config = TabDDPMConfig
     name = "tabddpm"
     family = "diffusion"
+    anomaly_scores = ("denoising",)
     native_conditions = True
     # AdamW at lr 2e-3 (near the top of the paper's search range, for a short run), batches of 1024
     # rows (between the paper's 256 and 4096), 6,000 steps (the paper: 5,000-30,000): a few minutes
@@ -224,6 +225,28 @@ class TabDDPM(TableModel):
             model = self.log_posterior(log_x0_hat, log_xt, abar_t, abar_prev)
             kl = (true.exp() * (true - model)).sum(1).mean() / len(self.blocks)
         return {"loss": mse + kl, "mse": mse.detach(), "kl": kl.detach()}
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        """ "denoising": over `DENOISING_LEVELS`, the squared error of the numbers' predicted noise
+        plus the cross-entropy of each category's predicted x_0, with seeded noise."""
+        if kind != "denoising":
+            return super().anomaly_score(x, kind)
+        x0, onehot = self.encode(x.float())
+        generator = self.evaluation_generator()
+        log_x0 = torch.log(onehot.clamp(min=TINY))
+        total = x0.new_zeros(len(x0))
+        with self.inference():
+            for fraction in DENOISING_LEVELS:
+                index = torch.full((len(x0),), int(fraction * self.config.num_steps), device=self.device)
+                noise = normal(tuple(x0.shape), generator, self.device)
+                x_t_cat = self._draw(self._log_mix(log_x0, self._abar(index)[0]), generator)
+                eps, logits = self.denoise(self.schedule.q_sample(x0, index, noise), x_t_cat, index)
+                total += ((eps - noise) ** 2).sum(1)
+                if self.blocks:
+                    log_x0_hat = segment_log_softmax(logits, self.segment, len(self.blocks))
+                    total -= (log_x0_hat * onehot).sum(1)
+        return total / len(DENOISING_LEVELS)
 
     # ---- sampling ---------------------------------------------------------------------------------
     def _known(self, n: int, conditions: dict[int, float]) -> tuple[torch.Tensor, ...]:

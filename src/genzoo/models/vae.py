@@ -93,6 +93,8 @@ class VAE(GenerativeModel):
     supports_labels = True
     latent_space = True
     reports_bound = True
+    anomaly_scores = ("reconstruction",)
+    has_anomaly_map = True
 
     Config = VAEConfig
     name = "vae"
@@ -480,6 +482,32 @@ class VAE(GenerativeModel):
         """Decode the posterior mean of each example."""
         z = self.encode(x, label=label)[0]
         return self.decode(z, mean=mean, generator=generator, label=label)
+
+    # ---- anomaly scores -------------------------------------------------------------------
+    @torch.no_grad()
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x_d | z = posterior mean) per dimension, in nats: the reconstruction error in the
+        model's own likelihood. A conditional model is read with the class that explains x best."""
+        x_int = self.rescale.to_internal(self._check(x))
+        per_dim_jacobian = self.rescale.log_det(1) if not self.likelihood.discrete else 0.0
+        labels = range(self.config.num_classes) if self.conditional else [None]
+        best = None
+        with self.inference():
+            for label in labels:
+                y = None if label is None else torch.full((len(x),), label, device=self.device)
+                params = self._decode_params(self._posterior(x_int, y)[0], y)
+                nll = -(self.likelihood.log_prob_per_dim(params, x_int) + per_dim_jacobian)
+                if best is None:
+                    best = nll
+                else:  # keep each example's map under the class whose total is lowest
+                    better = nll.flatten(1).sum(1) < best.flatten(1).sum(1)
+                    best = torch.where(better.view(-1, *[1] * (nll.dim() - 1)), nll, best)
+        return best
+
+    def anomaly_score(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        if kind == "reconstruction":
+            return self.anomaly_map(x).flatten(1).sum(1)
+        return super().anomaly_score(x, kind)
 
     @torch.no_grad()
     def interpolate(

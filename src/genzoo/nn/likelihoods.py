@@ -90,6 +90,11 @@ class Likelihood:
     discrete: bool = True
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) per example: the sum over its dimensions."""
+        return _sum_event(self.log_prob_per_dim(params, x))
+
+    def log_prob_per_dim(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x_d) of every dimension, x's shape (an anomaly map reads these)."""
         raise NotImplementedError
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -108,9 +113,9 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
     params_per_dim = 1
 
-    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_per_dim(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         target = (x + 1) / 2
-        return -_sum_event(F.binary_cross_entropy_with_logits(params[:, 0], target, reduction="none"))
+        return -F.binary_cross_entropy_with_logits(params[:, 0], target, reduction="none")
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         u = uniform(params[:, 0].shape, generator, params.device)
@@ -131,11 +136,7 @@ class Categorical(Likelihood):
         self.levels = levels
         self.params_per_dim = levels
 
-    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return _sum_event(self.log_prob_per_dim(params, x))
-
     def log_prob_per_dim(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x_d) of every dimension, x's shape (log_prob sums them per example)."""
         logp = torch.log_softmax(params, dim=1)
         return logp.gather(1, to_index(x, self.levels).unsqueeze(1)).squeeze(1)
 
@@ -178,10 +179,10 @@ class Gaussian(Likelihood):
             return loc, torch.full_like(loc, math.log(self.std))
         return loc, params[:, 1].clamp(min=self.min_log_std)
 
-    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_per_dim(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         loc, log_std = self._loc_log_std(params)
         z = (x - loc) * torch.exp(-log_std)
-        return _sum_event(-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi))
+        return -0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         loc, log_std = self._loc_log_std(params)
@@ -235,15 +236,13 @@ class DiscretizedLogistic(Likelihood):
         last = -F.softplus(lower)  # highest level: 1 - CDF(lower edge)
         return torch.where(x < -1 + half_bin, first, torch.where(x > 1 - half_bin, last, middle))
 
-    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_per_dim(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x = level_values(self.levels, x.device)[to_index(x, self.levels)]  # snap to the grid
         log_w, loc, log_scale = self._split(params)
         logp = self._component_log_prob(loc, log_scale, x.unsqueeze(1))
         if log_w is not None:
-            logp = torch.logsumexp(logp + log_w, dim=1)
-        else:
-            logp = logp[:, 0]
-        return _sum_event(logp)
+            return torch.logsumexp(logp + log_w, dim=1)
+        return logp[:, 0]
 
     def probs(self, params: torch.Tensor) -> torch.Tensor:
         """Probability of every level: (B, L, *event); sums to 1 over dim 1."""
