@@ -14,6 +14,7 @@ import torch
 from scipy.io import savemat
 
 from genzoo.data import load_dataset
+from genzoo.errors import GenzooError
 from genzoo.models import get_model_class, load, model_names
 
 # One small dataset per modality, embedded or written here, so each model is checked on data it
@@ -207,3 +208,27 @@ def test_declared_capabilities_are_true(name):
     assert (cls.output == "text") == any(m.startswith("text") for m in cls.modalities)
     assert (cls.output == "audio") == ("audio" in cls.modalities)
     assert (cls.output == "piano-roll") == ("music" in cls.modalities)
+
+
+def test_anomaly_scores_and_maps(case):
+    """Every score a family declares: one finite value per example, the same on a second call, and
+    an unknown kind is a GenzooError naming those it offers."""
+    model, batch, _ = case
+    x = batch[0]
+    assert set(model.score_kinds()) >= ({"nll"} if model.log_prob_kind else set())
+    model.train()
+    for kind in model.score_kinds():
+        if kind == "nll":
+            continue  # -log_prob: test_log_prob_kind_and_values covers it
+        first, second = model.anomaly_score(x, kind), model.anomaly_score(x, kind)
+        assert first.shape == (len(x),) and torch.isfinite(first).all(), kind
+        assert torch.equal(first, second), kind
+    assert model.training, "scoring must restore the training mode"
+    if model.has_anomaly_map:
+        heat = model.anomaly_map(x[:4])
+        assert heat.shape == x[:4].shape and torch.isfinite(heat).all()
+    else:
+        with pytest.raises(GenzooError, match="per-pixel"):
+            model.anomaly_map(x[:4])
+    with pytest.raises(GenzooError, match="offers"):
+        model.anomaly_score(x, "no-such-score")

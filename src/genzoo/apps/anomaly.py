@@ -184,17 +184,23 @@ def threshold_for(
     reference: np.ndarray, scores: np.ndarray, fpr: float | None, contamination: float | None
 ) -> tuple[float, str]:
     """The score above which an example is flagged, and the rule that set it."""
+    check_threshold_options(fpr, contamination)
     if contamination is not None:
-        if not 0 < contamination < 0.5:
-            raise GenzooError(f"--contamination is the share of anomalies, in (0, 0.5); got {contamination}")
         return float(np.quantile(scores, 1 - contamination)), f"top {contamination:g} of the scored data"
     fpr = DEFAULT_FPR if fpr is None else fpr
-    if not 0 < fpr < 1:
-        raise GenzooError(f"--fpr is the share of normal data flagged, in (0, 1); got {fpr}")
     return (
         float(np.quantile(reference, 1 - fpr)),
         f"{fpr:g} of the run's validation split above it (false-positive rate on normal data)",
     )
+
+
+def check_threshold_options(fpr: float | None, contamination: float | None) -> None:
+    if fpr is not None and contamination is not None:
+        raise GenzooError("give --fpr or --contamination, not both")
+    if contamination is not None and not 0 < contamination < 0.5:
+        raise GenzooError(f"--contamination is the share of anomalies, in (0, 0.5); got {contamination}")
+    if fpr is not None and not 0 < fpr < 1:
+        raise GenzooError(f"--fpr is the share of normal data flagged, in (0, 1); got {fpr}")
 
 
 # ---- the command -----------------------------------------------------------------------------
@@ -230,8 +236,7 @@ def anomaly(
     and, for images, the most and least anomalous examples and per-pixel maps."""
     if score not in SCORES:
         raise unknown_name("anomaly score", score, SCORES)
-    if fpr is not None and contamination is not None:
-        raise GenzooError("give --fpr or --contamination, not both")
+    check_threshold_options(fpr, contamination)
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
     out = Path(out) if out is not None else None
@@ -305,8 +310,6 @@ def _scored_data(
             raise GenzooError(
                 f"'{path.name}' lacks the column(s) the run was trained on: {', '.join(missing)}"
             )
-        if len(frame) == 0:
-            raise GenzooError(f"'{path.name}' has no rows to score")
         return model.schema.encode(frame), pd.DataFrame({"index": np.arange(len(frame))}), frame
     options = spec.data_options if source == spec.data else {}
     dataset = load_dataset(source, **_drop_common(options))
