@@ -285,3 +285,53 @@ def test_mistakes_are_one_line_and_exit_2(runs, capsys, tmp_path, extra, fragmen
     (tmp_path / "folder.csv").mkdir()
     argv = [a.format(tmp=tmp_path, runs=runs) for a in extra]
     assert_user_error(capsys, ["anomaly", str(runs / "vae"), *argv], fragment, [runs, tmp_path])
+
+
+def test_text_is_scored_line_by_line_per_token(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    words = ["the", "king", "of", "night", "speaks", "and", "we", "hear", "a", "song"]
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(" ".join(rng.choice(words, 6000)) + "\nzq\n")
+    run = tmp_path / "gpt"
+    settings = ["--set", "n_layer=1", "--set", "n_embd=32", "--set", "row_length=65", "--set", "eval_every=0"]
+    assert (
+        main(
+            [
+                "train",
+                "gpt",
+                "--data",
+                str(corpus),
+                "--out",
+                str(run),
+                "--max-steps",
+                "150",
+                "--quiet",
+                *settings,
+            ]
+        )
+        == 0
+    )
+    lines = tmp_path / "lines.txt"
+    lines.write_text(
+        "the king speaks and we hear a song\n\nq\nzqzqzq zqqz qzzq zqzq zzzz qqqq zq\nthe night\n"
+    )
+    out = tmp_path / "scores.csv"
+    summary = run_json(capsys, str(run), "--data", str(lines), "--out", str(out))
+    frame = pd.read_csv(out)
+    assert summary["score"] == "nll" and frame["line"].tolist() == [
+        1,
+        4,
+        5,
+    ]  # blank and 1-token lines skipped
+    assert frame["score"].idxmax() == 1  # the line of rare letters
+    long_line, short_line = frame["score"][0], frame["score"][2]
+    assert long_line < 2 * short_line  # per token: a normal line is not anomalous for its length
+    (tmp_path / "accents.txt").write_text("the king é\n")
+    (tmp_path / "short.txt").write_text("a\n\nb\n")
+    for name, fragment in (("accents", "outside this model's vocabulary"), ("short", "two or more tokens")):
+        assert_user_error(
+            capsys, ["anomaly", str(run), "--data", str(tmp_path / f"{name}.txt")], fragment, [run]
+        )
+    assert_user_error(
+        capsys, ["anomaly", str(run), "--data", str(lines), "--split", "test"], "drop --split", [run]
+    )

@@ -3,7 +3,8 @@
 A score per example, higher for what looks less like the training data, from whatever the model
 offers through the contract (`score_kinds`, `anomaly_score`, `anomaly_map`):
 
-- `nll`: -log p(x) (exact, a bound or an estimate, as the family has it).
+- `nll`: -log p(x) (exact, a bound or an estimate, as the family has it); per token for text and
+  per frame for music, so that a long line or piece is not an anomaly for its length alone.
 - `reconstruction` (VAEs), `critic` (GANs), `denoising` (diffusion): the family's own scores.
 - Three corrections of the NLL for the failure Nalisnick et al. (2019) showed, that a model of one
   data set can give a simpler, different one a *higher* likelihood:
@@ -36,10 +37,11 @@ import pandas as pd
 import torch
 
 from genzoo.data import Dataset, load_dataset
+from genzoo.data.music import frame_mask
 from genzoo.data.options import COMMON_OPTIONS, parse_classes
 from genzoo.data.tabular import TABLE_SUFFIXES, read_table
 from genzoo.errors import GenzooError, unknown_name
-from genzoo.files import check_writable
+from genzoo.files import check_writable, read_utf8
 from genzoo.metrics.anomaly import detection_metrics
 from genzoo.models.base import GenerativeModel
 from genzoo.progress import reporting, track
@@ -50,6 +52,7 @@ SCORES = ("auto", "nll", *CORRECTIONS, "reconstruction", "critic", "denoising")
 DEFAULT_FPR = 0.05
 SPLITS = ("all", "train", "val", "test")
 LN2 = math.log(2.0)
+Examples = torch.Tensor | list[torch.Tensor]  # a batch, or lines of text of different lengths
 
 
 # ---- scoring ---------------------------------------------------------------------------------
@@ -138,12 +141,20 @@ class Scorer:
                 f"levels, the run {tuple(ours.data_shape)} with {ours.data_levels}; train it on the same data"
             )
 
-    def _raw(self, model: GenerativeModel, x: torch.Tensor, kind: str) -> np.ndarray:
+    def _raw(self, model: GenerativeModel, x: Examples, kind: str) -> np.ndarray:
+        # Lines of text and pieces of music differ in length: their NLL is per token and per frame,
+        # so that length alone is no anomaly. Lines are scored one at a time.
+        batches = [row[None] for row in x] if isinstance(x, list) else list(x.split(self.batch_size))
         parts = []
-        for batch in track(x.split(self.batch_size), total=math.ceil(len(x) / self.batch_size), unit="batch"):
+        for batch in track(batches, unit="batch"):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)  # dequantization and importance noise: the same on every call
-                parts.append(model.anomaly_score(batch.to(model.device), kind).detach().double().cpu())
+                scores = model.anomaly_score(batch.to(model.device), kind).detach().double().cpu()
+            if kind == "nll" and model.output == "text":
+                scores = scores / model.scored_dims(tuple(batch.shape[1:]))
+            elif kind == "nll" and model.output == "piano-roll":
+                scores = scores / frame_mask(batch).sum(1).clamp(min=1)
+            parts.append(scores)
         scores = torch.cat(parts).numpy() if parts else np.empty(0)
         if not np.isfinite(scores).all():
             bad = int((~np.isfinite(scores)).sum())
@@ -152,7 +163,7 @@ class Scorer:
             )
         return scores
 
-    def columns(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+    def columns(self, x: Examples) -> dict[str, np.ndarray]:
         """`score` per example, with what it was computed from (nll, png_bits, background_nll)."""
         if self.kind not in CORRECTIONS:
             return {"score": self._raw(self.model, x, self.kind)}
@@ -176,7 +187,7 @@ class Scorer:
         self.reference = self.columns(reference)["score"]
         return self
 
-    def score(self, x: torch.Tensor) -> np.ndarray:
+    def score(self, x: Examples) -> np.ndarray:
         return self.columns(x)["score"]
 
 
@@ -298,6 +309,13 @@ def _scored_data(
 ) -> tuple[torch.Tensor, pd.DataFrame, pd.DataFrame | None]:
     """The examples to score, a frame naming each (index, split, class), and a table file's frame."""
     source = str(data) if data is not None else spec.data
+    if (
+        model.output == "text"
+        and not model.takes_inputs
+        and data is not None
+        and Path(source).expanduser().suffix.lower() == ".txt"
+    ):
+        return _text_lines(model, Path(source).expanduser(), split)
     if model.output == "table" and Path(source).expanduser().suffix.lower() in TABLE_SUFFIXES:
         path = Path(source).expanduser()
         if not path.is_file():
@@ -329,6 +347,26 @@ def _scored_data(
     if not (rows["class"] >= 0).any():
         rows = rows.drop(columns="class")
     return x, rows, _table_rows(dataset, names)
+
+
+def _text_lines(
+    model: GenerativeModel, path: Path, split: str
+) -> tuple[list[torch.Tensor], pd.DataFrame, None]:
+    """A text file scored line by line (lines of fewer than two tokens have nothing to score)."""
+    if not path.is_file():
+        raise GenzooError(f"data file '{path}' does not exist")
+    if split != "all":
+        raise GenzooError("a text file is scored whole, line by line: drop --split")
+    lines = read_utf8(path, "text file ").splitlines()
+    rows, numbers = [], []
+    for number, line in enumerate(lines, start=1):
+        tokens = model.tokenizer.encode(line) if line.strip() else []
+        if len(tokens) >= 2:
+            rows.append(torch.tensor(tokens))
+            numbers.append(number)
+    if not rows:
+        raise GenzooError(f"'{path.name}' has no line of two or more tokens to score")
+    return rows, pd.DataFrame({"line": numbers}), None
 
 
 def _table_rows(dataset: Dataset, names: tuple[str, ...]) -> pd.DataFrame | None:
