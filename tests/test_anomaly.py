@@ -327,7 +327,7 @@ def test_text_is_scored_line_by_line_per_token(tmp_path, capsys):
     long_line, short_line = frame["score"][0], frame["score"][2]
     assert long_line < 2 * short_line  # per token: a normal line is not anomalous for its length
     (tmp_path / "accents.txt").write_text("the king é\n")
-    (tmp_path / "short.txt").write_text("a\n\nb\n")
+    (tmp_path / "short.txt").write_text("a\n\nk\n")
     for name, fragment in (("accents", "outside this model's vocabulary"), ("short", "two or more tokens")):
         assert_user_error(
             capsys, ["anomaly", str(run), "--data", str(tmp_path / f"{name}.txt")], fragment, [run]
