@@ -69,6 +69,7 @@ ANOMALY_SCORES = """scores (higher = more anomalous):
   reconstruction    VAE, TVAE: -log p(x | z = the posterior mean)
   denoising         DDPM, TabDDPM: error predicting the noise over several noise levels
   critic            GANs, CTGAN: minus the critic's score
+  mahalanobis       gaussian-copula: the Mahalanobis distance of a row's normal scores
 """
 
 

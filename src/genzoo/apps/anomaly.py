@@ -5,7 +5,8 @@ offers through the contract (`score_kinds`, `anomaly_score`, `anomaly_map`):
 
 - `nll`: -log p(x) (exact, a bound or an estimate, as the family has it); per token for text and
   per frame for music, so that a long line or piece is not an anomaly for its length alone.
-- `reconstruction` (VAEs), `critic` (GANs), `denoising` (diffusion): the family's own scores.
+- `reconstruction` (VAEs), `critic` (GANs), `denoising` (diffusion), `mahalanobis` (the Gaussian
+  copula): the family's own scores.
 - Three corrections of the NLL for the failure Nalisnick et al. (2019) showed, that a model of one
   data set can give a simpler, different one a *higher* likelihood:
   - `likelihood-ratio` (Ren et al. 2019): nll minus the nll of a background model (a run trained on
@@ -48,7 +49,7 @@ from genzoo.progress import reporting, track
 from genzoo.train.run import RunSpec, load_run
 
 CORRECTIONS = ("likelihood-ratio", "typicality", "complexity")  # built on "nll"
-SCORES = ("auto", "nll", *CORRECTIONS, "reconstruction", "critic", "denoising")
+SCORES = ("auto", "nll", *CORRECTIONS, "reconstruction", "critic", "denoising", "mahalanobis")
 DEFAULT_FPR = 0.05
 SPLITS = ("all", "train", "val", "test")
 LN2 = math.log(2.0)
@@ -71,6 +72,7 @@ def choose_score(model: GenerativeModel, background: GenerativeModel | None = No
     for kind, why in (
         ("reconstruction", "the autoencoder's reconstruction error in its own likelihood"),
         ("denoising", "the diffusion model's error in predicting the noise, over several noise levels"),
+        ("mahalanobis", "the copula's distance of the row's normal scores from the training rows'"),
         ("critic", "the GAN's critic: minus its score for looking like training data"),
     ):
         if kind in kinds:

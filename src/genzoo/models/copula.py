@@ -143,6 +143,7 @@ class GaussianCopula(TableModel):
     name = "gaussian-copula"
     family = "copula"
     native_conditions = True
+    anomaly_scores = ("mahalanobis",)
     # No optimizer steps (see `phases`); the batch size is validation's.
     train_defaults = {"batch_size": 1024}
 
@@ -217,7 +218,12 @@ class GaussianCopula(TableModel):
         if not self.numeric:
             return {"loss": torch.zeros((), device=self.device)}
         z = self.scores(split_batch(batch)[0])[:, self.numeric]
-        r = self.correlation[self.numeric][:, self.numeric]
+        return {"loss": self._gaussian_nll(z, self.numeric, copula=True).mean().float()}
+
+    def _gaussian_nll(self, z: torch.Tensor, columns: list[int], *, copula: bool) -> torch.Tensor:
+        """-log N(z; 0, R) per row over `columns` (missing scores marginalised out), up to a constant;
+        `copula` subtracts the independent normals' part, leaving the dependence alone."""
+        r = self.correlation[columns][:, columns]
         present = ~torch.isnan(z)
         nll = torch.zeros(len(z), dtype=torch.float64, device=self.device)
         for pattern in torch.unique(present, dim=0):
@@ -226,9 +232,22 @@ class GaussianCopula(TableModel):
             if len(keep) == 0:
                 continue
             sub, zs = r[keep][:, keep], z[rows][:, keep]
-            quadratic = (zs @ torch.linalg.inv(sub) * zs).sum(1) - (zs**2).sum(1)
+            quadratic = (zs @ torch.linalg.inv(sub) * zs).sum(1) - (zs**2).sum(1) * copula
             nll[rows] = 0.5 * (quadratic + torch.linalg.slogdet(sub)[1])
-        return {"loss": nll.mean().float()}
+        return nll
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        """ "mahalanobis": half the squared Mahalanobis distance of a row's normal scores under R (plus
+        log det R / 2): large for a value far in its column's tail and for columns that disagree."""
+        if kind != "mahalanobis":
+            return super().anomaly_score(x, kind)
+        if x.dim() != 2 or x.shape[1] != len(self.schema.columns):
+            raise GenzooError(
+                f"gaussian-copula expects rows of {len(self.schema.columns)} columns, got shape {tuple(x.shape)}"
+            )
+        columns = list(range(len(self.schema.columns)))
+        return self._gaussian_nll(self.scores(x), columns, copula=False).float()
 
     # ---- sampling ---------------------------------------------------------------------------------
     def sample_rows(
