@@ -232,3 +232,24 @@ def test_anomaly_scores_and_maps(case):
             model.anomaly_map(x[:4])
     with pytest.raises(GenzooError, match="offers"):
         model.anomaly_score(x, "no-such-score")
+
+
+def test_conditionals_read_only_earlier_dimensions(case):
+    """What `genzoo compress` codes with: entry d of `conditional_probs` is a distribution that does
+    not move when dimension d or any later one changes."""
+    model, batch, info = case
+    if not model.codes_exactly:
+        with pytest.raises(GenzooError, match="conditionals"):
+            model.conditional_probs(batch[0][:2])
+        return
+    x = batch[0][:4].clone()
+    probs = model.conditional_probs(x)
+    dims = x[0].numel()
+    assert probs.shape == (4, dims, info.levels)
+    assert torch.allclose(probs.sum(-1), torch.ones(4, dims), atol=1e-5)
+    d = dims // 2
+    changed = x.reshape(4, -1).clone()
+    changed[:, d:] = info.high - changed[:, d:] + info.low  # every later value mirrored
+    after = model.conditional_probs(changed.view_as(x))
+    assert torch.allclose(after[:, : d + 1], probs[:, : d + 1], atol=1e-6)
+    assert not torch.allclose(after[:, d + 1 :], probs[:, d + 1 :], atol=1e-6)

@@ -1,11 +1,12 @@
 """genzoo: train, sample, evaluate and compare every family of deep generative models.
 
 Every command is one call here: `genzoo.train`, `genzoo.sample`, `genzoo.inpaint`,
-`genzoo.evaluate`, `genzoo.anomaly`, `genzoo.compare`, `genzoo.load`; each returns objects and writes files only
+`genzoo.evaluate`, `genzoo.anomaly`, `genzoo.compress`, `genzoo.decompress`, `genzoo.compare`,
+`genzoo.load`; each returns objects and writes files only
 when asked (the run directory `train` makes, `out=` for the others).
 """
 
-from genzoo.apps import anomaly
+from genzoo.apps import anomaly, compress, decompress
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run as evaluate
 from genzoo.models import GenerativeModel, get_model_class, load, model_names
@@ -19,6 +20,8 @@ __all__ = [
     "__version__",
     "anomaly",
     "compare",
+    "compress",
+    "decompress",
     "evaluate",
     "get_model_class",
     "inpaint",

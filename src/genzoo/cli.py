@@ -207,6 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    p = sub.add_parser("compress", help="code data losslessly with a trained run's likelihood (pixelcnn)")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--data", help="dataset name or path, or a .npy of images (default: the run's own data)")
+    p.add_argument("--split", default="all", help="all (default), train, val or test")
+    p.add_argument("--out", required=True, type=out_path, help="the compressed file, e.g. images.gzoo")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser("decompress", help="restore what `genzoo compress` coded, bit for bit")
+    p.add_argument("run", type=Path, help="the run directory that compressed the file")
+    p.add_argument("file", type=Path, help="the compressed file")
+    p.add_argument("--out", required=True, type=out_path, help="a .npy file, or a folder for PNG images")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
     p = sub.add_parser(
         "compare", help="train several models alike and write a report that says which to pick"
     )
@@ -410,6 +424,27 @@ def cmd_anomaly(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_compress(args: argparse.Namespace) -> None:
+    from genzoo.apps.compression import compress
+
+    result = compress(args.run, args.data, split=args.split, out=args.out, quiet=args.quiet)
+    summary = {"file": str(args.out), **result.summary()}
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"wrote {args.out}: {result.count} examples in {len(result.data):,} bytes, "
+        f"{result.bits_per_dim:.4f} bits per dimension (the model's NLL: {result.nll_bits_per_dim:.4f})"
+    )
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    from genzoo.apps.compression import decompress
+
+    x = decompress(args.run, args.file, out=args.out, quiet=args.quiet)
+    print(f"wrote {len(x)} examples to {args.out}")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     from genzoo.report import CompareConfig, run_compare
     from genzoo.settings import parse_assignments, parse_duration
@@ -453,6 +488,8 @@ COMMANDS = {
     "inpaint": cmd_inpaint,
     "evaluate": cmd_evaluate,
     "anomaly": cmd_anomaly,
+    "compress": cmd_compress,
+    "decompress": cmd_decompress,
     "compare": cmd_compare,
 }
 

@@ -1,5 +1,6 @@
 """Applications built on the model contract: what generative models are used for."""
 
 from genzoo.apps.anomaly import anomaly
+from genzoo.apps.compression import compress, decompress
 
-__all__ = ["anomaly"]
+__all__ = ["anomaly", "compress", "decompress"]

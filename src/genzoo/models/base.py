@@ -104,6 +104,9 @@ class GenerativeModel(nn.Module):
     # `anomaly_score`: "reconstruction" (autoencoders), "critic" (GANs), "denoising" (diffusion).
     anomaly_scores: ClassVar[tuple[str, ...]] = ()
     has_anomaly_map: ClassVar[bool] = False  # `anomaly_map` gives a score per dimension (pixel)
+    # `conditional_probs` gives the exact distribution of each dimension given the ones before it,
+    # in the flattened order: what `genzoo compress` codes with (autoregressive models).
+    codes_exactly: ClassVar[bool] = False
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -116,6 +119,7 @@ class GenerativeModel(nn.Module):
             "output": cls.output,
             "anomaly_scores": list(cls.score_kinds()),
             "has_anomaly_map": cls.has_anomaly_map,
+            "codes_exactly": cls.codes_exactly,
         }
 
     @classmethod
@@ -177,6 +181,11 @@ class GenerativeModel(nn.Module):
         """A score per dimension, x's shape (per-pixel NLL or reconstruction error), where
         `has_anomaly_map`: where in an image the model finds what it does not expect."""
         raise GenzooError(f"model '{self.name}' gives no per-pixel anomaly map")
+
+    def conditional_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """p(x_d = level | x_<d) for every dimension d of the flattened example: (N, D, levels),
+        float32; entry d may read only dimensions before d (where `codes_exactly`)."""
+        raise GenzooError(f"model '{self.name}' has no exact per-dimension conditionals to code with")
 
     def prepare(self, train: torch.Tensor) -> None:
         """Set-up that needs the training data, once before the first step of a new run (fitting a

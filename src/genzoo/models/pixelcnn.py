@@ -60,6 +60,7 @@ class PixelCNN(GenerativeModel):
     supports_labels = True
     can_complete = True
     has_anomaly_map = True
+    codes_exactly = True
 
     Config = PixelCNNConfig
     name = "pixelcnn"
@@ -199,6 +200,17 @@ class PixelCNN(GenerativeModel):
         stacked = torch.stack(maps)  # (classes, N, C, H, W)
         best = stacked.flatten(2).sum(2).argmin(0)
         return stacked[best, torch.arange(len(x))]
+
+    @torch.no_grad()
+    def conditional_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """p(x_i = level | x_<i) per pixel in raster order: (N, H * W, L)."""
+        if self.config.conditional:
+            raise GenzooError(
+                "a conditional PixelCNN's likelihood mixes its classes, so it has no per-pixel conditionals "
+                "to code with; compress with an unconditional one"
+            )
+        with self.inference():
+            return self.probs(x).flatten(2).transpose(1, 2).float()
 
     def probs(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """p(x_i = level | x_<i) for every pixel: (N, L, C, H, W), summing to 1 over dim 1."""

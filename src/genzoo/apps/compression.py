@@ -1,0 +1,346 @@
+"""`genzoo compress` / `genzoo decompress`: lossless files from a model's likelihood.
+
+A model that gives each dimension's distribution given the ones before it (`codes_exactly`: PixelCNN)
+stores x in about -log2 p(x) bits: each pixel is range-coded (`constriction`) with its conditional,
+pixel by pixel in the model's raster order, and decoded the same way, a batch of images at a time.
+
+Encoder and decoder must compute the very same probabilities, or the decoder drifts off silently.
+So the encoder computes them exactly as the decoder can: pixel d's distribution from an image whose
+pixels before d are known and the rest are `low`, in the same batches, on the CPU, in float32, on
+one thread (another thread count may sum in another order). `constriction` then quantises each
+distribution to integers the same way on both sides.
+
+The file (`.gzoo`):
+
+    b"GZOO" | format version (u16) | header length (u32) | header (JSON) | words (u32 LE) | CRC32 (u32)
+
+The header names the coder, the run (SHA-256 of its weights, so another run's file is refused),
+the shape, levels, count and batch size; the CRC32 covers everything before it, so a truncated or
+altered file is refused instead of decoding to wrong images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genzoo.data import load_dataset
+from genzoo.errors import GenzooError
+from genzoo.files import check_writable
+from genzoo.models.base import WEIGHTS_FILE, GenerativeModel
+from genzoo.progress import reporting, track
+from genzoo.train.run import load_run
+
+MAGIC = b"GZOO"
+FORMAT_VERSION = 1
+CODER = "autoregressive-range"
+BATCH = 500  # images decoded in parallel; part of the file, since both sides must batch alike
+SPLITS = ("all", "train", "val", "test")
+
+
+@dataclass
+class Compressed:
+    """What `compress` made: the file's bytes, its size against the model's NLL, and the timing."""
+
+    data: bytes
+    count: int
+    dims: int
+    bits_per_dim: float  # the whole file, header included
+    payload_bits_per_dim: float  # the coded bits alone
+    nll_bits_per_dim: float  # -log2 p(x) per dimension: Shannon's bound for this model
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        overhead = self.bits_per_dim / self.nll_bits_per_dim - 1 if self.nll_bits_per_dim > 0 else None
+        return {
+            "count": self.count,
+            "bytes": len(self.data),
+            "bits_per_dim": self.bits_per_dim,
+            "payload_bits_per_dim": self.payload_bits_per_dim,
+            "nll_bits_per_dim": self.nll_bits_per_dim,
+            "overhead": overhead,
+            "seconds": self.seconds,
+        }
+
+
+# ---- the coder -------------------------------------------------------------------------------
+def _constriction():
+    try:
+        import constriction
+    except ImportError:
+        raise GenzooError(
+            "compression needs the constriction package: pip install 'genzoo[compress]'"
+        ) from None
+    return constriction
+
+
+def _categorical():
+    return _constriction().stream.model.Categorical(perfect=False)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pass_inputs(known: torch.Tensor, d: int, low: float) -> torch.Tensor:
+    """The batch as the decoder sees it before dimension d: the first d values known, the rest `low`."""
+    partial = torch.full_like(known, low)
+    partial[:, :d] = known[:, :d]
+    return partial
+
+
+def _conditionals(model: GenerativeModel, flat: torch.Tensor, d: int) -> np.ndarray:
+    shape = (len(flat), *model.config.data_shape)
+    probs = model.conditional_probs(flat.view(shape))[:, d]
+    return np.ascontiguousarray(probs.cpu().numpy(), dtype=np.float32)
+
+
+def encode(model: GenerativeModel, x: torch.Tensor, batch: int = BATCH) -> tuple[np.ndarray, float]:
+    """The range-coded words of `x` (N, *shape) in data units, and -log2 p(x) under the model's
+    conditionals, summed (the bits the coder aims at)."""
+    constriction = _constriction()
+    config = model.config
+    levels, low, high = int(config.data_levels), config.data_low, config.data_high
+    flat = x.reshape(len(x), -1).float().cpu()
+    symbols = _symbols(flat, levels, low, high)
+    encoder = constriction.stream.queue.RangeEncoder()
+    categorical = _categorical()
+    bits = 0.0
+    steps = [(start, d) for start in range(0, len(flat), batch) for d in range(flat.shape[1])]
+    for start, d in track(steps, unit="pixel"):
+        known = flat[start : start + batch]
+        probs = _conditionals(model, _pass_inputs(known, d, low), d)
+        sym = symbols[start : start + batch, d]
+        encoder.encode(sym, categorical, probs)
+        bits -= float(np.log2(probs[np.arange(len(sym)), sym] / probs.sum(1)).sum())
+    return encoder.get_compressed(), bits
+
+
+def decode(model: GenerativeModel, words: np.ndarray, count: int, batch: int = BATCH) -> torch.Tensor:
+    """The inverse of `encode`: `count` examples (count, *shape) in data units."""
+    constriction = _constriction()
+    config = model.config
+    levels, low, high = int(config.data_levels), config.data_low, config.data_high
+    dims = int(np.prod(config.data_shape))
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    categorical = _categorical()
+    values = torch.linspace(low, high, levels)
+    out = torch.full((count, dims), float(low))
+    steps = [(start, d) for start in range(0, count, batch) for d in range(dims)]
+    for start, d in track(steps, unit="pixel"):
+        known = out[start : start + batch]
+        probs = _conditionals(model, _pass_inputs(known, d, low), d)
+        out[start : start + batch, d] = values[
+            torch.from_numpy(decoder.decode(categorical, probs).astype(np.int64))
+        ]
+    return out.view(count, *config.data_shape)
+
+
+def _symbols(flat: torch.Tensor, levels: int, low: float, high: float) -> np.ndarray:
+    """Level indices of values in data units; values off the grid are refused (coding is lossless)."""
+    index = (flat - low) / (high - low) * (levels - 1)
+    rounded = index.round()
+    if not torch.isfinite(flat).all() or (rounded < 0).any() or (rounded > levels - 1).any():
+        raise GenzooError(f"the data have values outside {low:g}..{high:g}, the range the run was trained on")
+    if (index - rounded).abs().max() > 1e-3:
+        raise GenzooError(
+            f"the data have values between the run's {levels} levels; lossless coding needs data on its grid"
+        )
+    return rounded.to(torch.int32).numpy()
+
+
+# ---- the file --------------------------------------------------------------------------------
+def run_identity(run: str | Path) -> str:
+    """SHA-256 of the run's weights: a file decodes only with the model that coded it."""
+    path = Path(run) / WEIGHTS_FILE
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pack(header: dict[str, Any], words: np.ndarray) -> bytes:
+    meta = json.dumps(header, sort_keys=True).encode()
+    body = MAGIC + struct.pack("<HI", FORMAT_VERSION, len(meta)) + meta + words.astype("<u4").tobytes()
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack(blob: bytes, source: str) -> tuple[dict[str, Any], np.ndarray]:
+    """The header and words of a .gzoo file; a GenzooError for anything that is not one, intact."""
+    if len(blob) < 14 or blob[:4] != MAGIC:
+        raise GenzooError(f"'{source}' is not a genzoo compressed file (made by `genzoo compress`)")
+    body, (crc,) = blob[:-4], struct.unpack("<I", blob[-4:])
+    if zlib.crc32(body) != crc:
+        raise GenzooError(f"'{source}' is damaged or truncated (its checksum does not match); compress again")
+    version, length = struct.unpack("<HI", body[4:10])
+    if version != FORMAT_VERSION:
+        raise GenzooError(
+            f"'{source}' has format version {version}; this genzoo reads version {FORMAT_VERSION}"
+        )
+    try:
+        header = json.loads(body[10 : 10 + length])
+        words = np.frombuffer(body[10 + length :], dtype="<u4").astype(np.uint32)
+    except (ValueError, UnicodeDecodeError):
+        raise GenzooError(f"'{source}' has an unreadable header; compress again") from None
+    if (len(body) - 10 - length) % 4:
+        raise GenzooError(f"'{source}' is damaged (its bitstream is not whole words); compress again")
+    return header, words
+
+
+# ---- the commands ----------------------------------------------------------------------------
+def compress(
+    run: str | Path,
+    data: str | Path | torch.Tensor | None = None,
+    *,
+    split: str = "all",
+    out: str | Path | None = None,
+    device: str = "cpu",
+    quiet: bool = False,
+) -> Compressed:
+    """Code `data` (a dataset name or path and its `split`, a (N, *shape) tensor in data units, or
+    by default the run's own data) into one .gzoo file's bytes, written to `out` when given."""
+    if split not in SPLITS:
+        raise GenzooError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
+    out = Path(out) if out is not None else None
+    if out is not None:
+        if out.is_dir():
+            raise GenzooError(f"--out '{out}' is a directory; give a file name such as images.gzoo")
+        check_writable(out, "--out")
+    model, spec = load_run(run, device=device)
+    if not model.codes_exactly:
+        raise GenzooError(
+            f"a {model.name} run cannot code losslessly yet: compress needs a model with exact "
+            "per-pixel conditionals (pixelcnn)"
+        )
+    x = _examples(model, data if data is not None else spec.data, split, spec)
+    started = time.perf_counter()
+    with torch.no_grad(), _one_thread(), reporting("compressing", quiet):
+        words, bits = encode(model, x)
+    header = {
+        "coder": CODER,
+        "model": model.name,
+        "run": run_identity(run),
+        "shape": list(model.config.data_shape),
+        "levels": int(model.config.data_levels),
+        "low": model.config.data_low,
+        "high": model.config.data_high,
+        "count": len(x),
+        "batch": BATCH,
+    }
+    blob = pack(header, words)
+    dims = x[0].numel() * len(x)
+    result = Compressed(
+        blob, len(x), dims, 8 * len(blob) / dims, 32 * len(words) / dims, bits / dims,
+        time.perf_counter() - started,
+    )  # fmt: skip
+    if out is not None:
+        _write_bytes(out, blob)
+    return result
+
+
+def decompress(
+    run: str | Path,
+    file: str | Path,
+    *,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    quiet: bool = False,
+) -> torch.Tensor:
+    """The examples a .gzoo file holds, (N, *shape) in data units, exactly as compressed; `out` also
+    writes them: a .npy array, or PNG images into a folder (a path without a suffix)."""
+    path = Path(file)
+    if not path.is_file():
+        raise GenzooError(f"compressed file '{path}' does not exist")
+    out = Path(out) if out is not None else None
+    if out is not None:
+        if out.suffix and out.suffix.lower() != ".npy":
+            raise GenzooError(f"--out must be a .npy file or a folder for PNG images, got '{out.name}'")
+        check_writable(out, "--out")
+    header, words = unpack(path.read_bytes(), str(path))
+    model, _ = load_run(run, device=device)
+    if header.get("run") != run_identity(run):
+        raise GenzooError(
+            f"'{path.name}' was compressed with another run (a {header.get('model')} whose weights differ "
+            f"from '{run}''s); decompress it with the run that made it"
+        )
+    if header.get("coder") != CODER:
+        raise GenzooError(f"'{path.name}' uses the coder '{header.get('coder')}', which this genzoo lacks")
+    with torch.no_grad(), _one_thread(), reporting("decompressing", quiet):
+        x = decode(model, words, int(header["count"]), int(header["batch"]))
+    if out is not None:
+        write_examples(x, out, model.config.data_low, model.config.data_high)
+    return x
+
+
+def _examples(model: GenerativeModel, data: Any, split: str, spec) -> torch.Tensor:
+    if isinstance(data, torch.Tensor):
+        x = data
+    elif Path(str(data)).suffix.lower() == ".npy":
+        from genzoo.sampling import read_npy
+
+        x = torch.from_numpy(read_npy(Path(data)).astype(np.float32))
+    else:
+        options = spec.data_options if str(data) == spec.data else {}
+        dataset = load_dataset(
+            data, **{k: v for k, v in options.items() if k not in ("train_classes", "mutation")}
+        )
+        info = dataset.info
+        if info.levels != model.config.data_levels:
+            raise GenzooError(
+                f"'{data}' has {info.levels} levels per value, the run codes {model.config.data_levels}; "
+                "compress data like its training data"
+            )
+        names = dataset.split_names if split == "all" else (split,)
+        x = torch.cat([dataset.split(n).tensors[0] for n in names])
+    shape = tuple(model.config.data_shape)
+    if x.dim() == len(shape):
+        x = x.unsqueeze(0)
+    if tuple(x.shape[1:]) != shape or len(x) == 0:
+        raise GenzooError(f"the data have shape {tuple(x.shape)}; the run codes examples of shape {shape}")
+    return x.float()
+
+
+def _write_bytes(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+
+
+def write_examples(x: torch.Tensor, out: Path, low: float, high: float) -> None:
+    """A .npy array, or one PNG per image (8-bit, the levels spread over 0..255) in a folder."""
+    if out.suffix.lower() == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp.npy")
+        np.save(tmp, x.numpy())
+        tmp.replace(out)
+        return
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = ((x - low) / (high - low)).clamp(0, 1).mul(255).round().byte().numpy()
+    for i, image in enumerate(pixels):
+        Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(
+            out / f"{i:06d}.png"
+        )
+
+
+__all__ = ["Compressed", "compress", "decode", "decompress", "encode", "pack", "unpack"]
