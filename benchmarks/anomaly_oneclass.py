@@ -96,8 +96,8 @@ FAMILIES: dict[str, dict[str, tuple[str, dict]]] = {
     },
     "mnist10k": {
         # A Gaussian p(x|z) with a fixed std (0.1 of the [-1, 1] internal range): its reconstruction
-        # score is a scaled squared error. (The default, a discretized logistic, gave AUROC 0.53 (nll)
-        # and 0.57 (reconstruction) on class 0 in a first run: it scores mostly how precisely the
+        # score is a scaled squared error. (The default, a discretized logistic, was near chance on
+        # class 0 in a first run, for nll and reconstruction alike: it scores mostly how precisely the
         # background is black.) IWAE with 50 samples for the nll (1000 by default: minutes per class).
         "vae": ("vae", cosine(1000, kl_warmup_steps=250, iwae_k=50, likelihood="gaussian", gaussian_std=0.1)),
         "glow": ("glow", cosine(40, batch_size=16)),
@@ -232,7 +232,11 @@ def summarize(entry: dict, data: str) -> dict:
     )
     ours = {m: v for m, v in means.items() if m.startswith("genzoo")}
     theirs = {m: v for m, v in means.items() if m.startswith("pyod")}
-    summary = {"classes": [int(k) for k in classes], "all_ten_classes": len(classes) == 10, "mean_auroc": means}
+    summary = {
+        "classes": [int(k) for k in classes],
+        "all_ten_classes": len(classes) == 10,
+        "mean_auroc": means,
+    }
     if ours and theirs:
         best_ours, best_theirs = max(ours, key=ours.get), max(theirs, key=theirs.get)
         summary["best_genzoo"] = {"method": best_ours, "mean_auroc": ours[best_ours]}
@@ -264,7 +268,8 @@ def earlier(path: Path, data: str, families: dict, epochs: int) -> dict:
     if not old:
         return {}
     same = {
-        f for f, spec in old.get("families", {}).items()
+        f
+        for f, spec in old.get("families", {}).items()
         if f in families and [spec["model"], spec["settings"]] == list(families[f])
     }
     same_pyod = old.get("pyod_epochs") == epochs
@@ -307,8 +312,12 @@ def main() -> None:
             families = {f: (m, {**s, "max_steps": QUICK_STEPS}) for f, (m, s) in families.items()}
             epochs = 2
         entry = {
-            "train": "class k of the training split" if data == "digits" else "class k of the 8,000 training images",
-            "test": "the test split, 447 images" if data == "digits" else "the 2,000 held-out images (val + test)",
+            "train": "class k of the training split"
+            if data == "digits"
+            else "class k of the 8,000 training images",
+            "test": "the test split, 447 images"
+            if data == "digits"
+            else "the 2,000 held-out images (val + test)",
             "reference_for_typicality": "class k of the val split",
             "families": {f: {"model": m, "settings": s} for f, (m, s) in families.items()},
             "dropped": DROPPED.get(data, {}),
@@ -322,7 +331,10 @@ def main() -> None:
         for k in classes:
             split = splits(data, k)
             per = entry["per_class"].setdefault(str(k), {"genzoo": {}, "pyod": {}})
-            print(f"[{time.strftime('%H:%M:%S')}] {data} class {k}: {len(split['train'])} training images", flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {data} class {k}: {len(split['train'])} training images",
+                flush=True,
+            )
             per["pyod"] = pyod_scores(split, epochs)
             print(f"  pyod {json.dumps({n: v['auroc'] for n, v in per['pyod'].items()})}", flush=True)
             for family, (model_name, settings) in families.items():
@@ -330,7 +342,11 @@ def main() -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     train_unless_reused(
-                        model_name, split["name"], run, {**settings, "data.train_classes": k, "seed": 0}, args.reuse
+                        model_name,
+                        split["name"],
+                        run,
+                        {**settings, "data.train_classes": k, "seed": 0},
+                        args.reuse,
                     )
                 scores, score_seconds = genzoo_scores(model_name, run, split)
                 per["genzoo"][family] = {

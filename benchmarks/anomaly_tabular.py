@@ -232,11 +232,11 @@ def summarize(per_seed: dict[str, dict]) -> dict[str, Any]:
 
 
 def table(detectors: dict[str, dict]) -> str:
-    lines = [f"{'detector':<20} {'library':<7} {'AUROC':>15} {'AUPRC':>15} {'train s':>8}"]
+    lines = [f"{'detector':<24} {'library':<7} {'AUROC':>15} {'AUPRC':>15} {'train s':>8}"]
     for name, d in sorted(detectors.items(), key=lambda kv: -kv[1]["auroc"]["mean"]):
         a, p = d["auroc"], d["auprc"]
         lines.append(
-            f"{name:<20} {d['library']:<7} {a['mean']:.3f} ± {a['std']:.3f}   {p['mean']:.3f} ± {p['std']:.3f}"
+            f"{name:<24} {d['library']:<7} {a['mean']:.3f} ± {a['std']:.3f}   {p['mean']:.3f} ± {p['std']:.3f}"
             f" {d['train_seconds_mean']:>8.1f}"
         )
     return "\n".join(lines)

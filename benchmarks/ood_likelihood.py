@@ -22,7 +22,8 @@ trained in `--work`. Runs evaluated by earlier invocations stay in the JSON, so 
 run as separate processes. `--quick` is a smoke test (a few steps, a few images per set) that
 writes `ood_likelihood_quick.json` instead. Results: benchmarks/results/ood_likelihood.json (per
 model: AUROC per set and score, mean bits/dim per set under the model, the background and PNG,
-training steps and seconds, settings) and ood_likelihood_sets.png (a row of examples per set).
+training steps and seconds, settings) and ood_likelihood_sets.png (ten MNIST test images, then ten
+of each set, a row each, in the order below).
 
 The data. In-distribution: the MNIST-10k test split (1000 images; the model is trained on the
 8000-image train split, the typicality centre comes from the 1000-image val split). The OOD sets,

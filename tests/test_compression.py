@@ -24,7 +24,7 @@ SMALL = ["--set", "channels=8", "--set", "n_layers=2", "--set", "head_channels=1
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two small PixelCNNs with different weights, a VAE, and 24 test digits as .npy."""
+    """Two small PixelCNNs with different weights, a VAE, a GAN, and 24 test digits as .npy."""
     root = tmp_path_factory.mktemp("compress")
     for name, steps in (("pixelcnn", "30"), ("other", "1")):
         argv = [
@@ -39,10 +39,9 @@ def runs(tmp_path_factory):
             "--quiet",
         ]
         assert main(argv + SMALL) == 0
-    assert (
-        main(["train", "vae", "--data", "digits", "--out", str(root / "vae"), "--max-steps", "1", "--quiet"])
-        == 0
-    )
+    for name in ("vae", "dcgan"):
+        argv = ["train", name, "--data", "digits", "--out", str(root / name), "--max-steps", "1", "--quiet"]
+        assert main(argv) == 0
     np.save(root / "digits.npy", load_dataset("digits").split("test").tensors[0][:24].numpy())
     return root
 
@@ -103,6 +102,22 @@ def test_cli_writes_npy_and_png_folders(runs, tmp_path, capsys):
     assert len(list((tmp_path / "pngs").glob("*.png"))) == 24
 
 
+def test_vae_files_are_coded_bits_back(runs, tmp_path, capsys):
+    packed = tmp_path / "v.gzoo"
+    argv = ["compress", str(runs / "vae"), "--data", str(runs / "digits.npy"), "--out", str(packed), "--json"]
+    assert main([*argv, "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["initial_bits"] > 0 and summary["count"] == 24
+    x = torch.from_numpy(np.load(runs / "digits.npy"))
+    assert torch.equal(decompress(runs / "vae", packed, quiet=True), x)
+    assert_user_error(
+        capsys,
+        ["decompress", str(runs / "pixelcnn"), str(packed), "--out", str(tmp_path / "x.npy")],
+        "another run",
+        [packed],
+    )
+
+
 def test_container_refuses_anything_altered():
     header, words = {"coder": "x", "count": 3}, np.arange(5, dtype=np.uint32)
     blob = pack(header, words)
@@ -149,7 +164,7 @@ BAD = [
     ("compress {run} --data {tmp}/toolarge.npy --out {tmp}/y.gzoo", "outside 0..16"),
     ("compress {run} --data {tmp}/shape.npy --out {tmp}/y.gzoo", "shape"),
     ("compress {run} --data mnist --out {tmp}/y.gzoo", "levels"),
-    ("compress {runs}/vae --data digits --out {tmp}/y.gzoo", "cannot code losslessly"),
+    ("compress {runs}/dcgan --data digits --out {tmp}/y.gzoo", "cannot code losslessly"),
     ("compress {run} --split tset --out {tmp}/y.gzoo", "unknown split"),
     ("compress {run} --out {tmp}", "directory"),
 ]

@@ -15,7 +15,7 @@ from scipy.io import savemat
 
 from genzoo.data import load_dataset
 from genzoo.errors import GenzooError
-from genzoo.models import get_model_class, load, model_names
+from genzoo.models import GenerativeModel, get_model_class, load, model_names
 
 # One small dataset per modality, embedded or written here, so each model is checked on data it
 # declares without needing ../shared/data.
@@ -205,6 +205,11 @@ def test_declared_capabilities_are_true(name):
     assert cls.takes_inputs == ("inputs" in sample)
     assert cls.can_complete == (hasattr(cls, "complete") or "prompt" in sample or "primer" in sample)
     assert not cls.latent_space or hasattr(cls, "encode")
+    overrides = lambda name: getattr(cls, name) is not getattr(GenerativeModel, name)  # noqa: E731
+    assert cls.codes_exactly == overrides("conditional_probs")
+    assert cls.bits_back == overrides("observation_probs") == overrides("latent_posterior")
+    assert cls.has_anomaly_map == overrides("anomaly_map")
+    assert bool(cls.anomaly_scores) == overrides("anomaly_score")
     assert (cls.output == "text") == any(m.startswith("text") for m in cls.modalities)
     assert (cls.output == "audio") == ("audio" in cls.modalities)
     assert (cls.output == "piano-roll") == ("music" in cls.modalities)

@@ -1,8 +1,11 @@
 """`genzoo compress` / `genzoo decompress`: lossless files from a model's likelihood.
 
-A model that gives each dimension's distribution given the ones before it (`codes_exactly`: PixelCNN)
-stores x in about -log2 p(x) bits: each pixel is range-coded (`constriction`) with its conditional,
-pixel by pixel in the model's raster order, and decoded the same way, a batch of images at a time.
+Two coders, chosen by what the model declares:
+
+- `codes_exactly` (PixelCNN): each dimension's distribution given the ones before it. x is stored in
+  about -log2 p(x) bits: every pixel is range-coded (`constriction`) with its conditional, pixel by
+  pixel in the model's raster order, and decoded the same way, a batch of images at a time.
+- `bits_back` (VAE): bits-back ANS (`genzoo.apps.bitsback`), about -ELBO(x) bits per example.
 
 Encoder and decoder must compute the very same probabilities, or the decoder drifts off silently.
 So the encoder computes them exactly as the decoder can: pixel d's distribution from an image whose
@@ -21,13 +24,11 @@ altered file is refused instead of decoding to wrong images.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import struct
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from genzoo.apps import bitsback
+from genzoo.apps.coding import coded_bits, constriction_module, level_symbols, one_thread
 from genzoo.data import load_dataset
 from genzoo.errors import GenzooError
 from genzoo.files import check_writable
@@ -57,8 +60,9 @@ class Compressed:
     count: int
     dims: int
     bits_per_dim: float  # the whole file, header included
-    payload_bits_per_dim: float  # the coded bits alone
-    nll_bits_per_dim: float  # -log2 p(x) per dimension: Shannon's bound for this model
+    payload_bits_per_dim: float  # the coded bits alone (bits-back: less its initial bits)
+    nll_bits_per_dim: float  # what the coder aims at: -log2 p(x), or bits-back's -ELBO of its latents
+    initial_bits: int  # bits-back's random bits to start from, in the file but no example's cost
     seconds: float
 
     def summary(self) -> dict[str, Any]:
@@ -69,34 +73,15 @@ class Compressed:
             "bits_per_dim": self.bits_per_dim,
             "payload_bits_per_dim": self.payload_bits_per_dim,
             "nll_bits_per_dim": self.nll_bits_per_dim,
+            "initial_bits": self.initial_bits,
             "overhead": overhead,
             "seconds": self.seconds,
         }
 
 
 # ---- the coder -------------------------------------------------------------------------------
-def _constriction():
-    try:
-        import constriction
-    except ImportError:
-        raise GenzooError(
-            "compression needs the constriction package: pip install 'genzoo[compress]'"
-        ) from None
-    return constriction
-
-
 def _categorical():
-    return _constriction().stream.model.Categorical(perfect=False)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return constriction_module().stream.model.Categorical(perfect=False)
 
 
 def _pass_inputs(known: torch.Tensor, d: int, low: float) -> torch.Tensor:
@@ -115,11 +100,11 @@ def _conditionals(model: GenerativeModel, flat: torch.Tensor, d: int) -> np.ndar
 def encode(model: GenerativeModel, x: torch.Tensor, batch: int = BATCH) -> tuple[np.ndarray, float]:
     """The range-coded words of `x` (N, *shape) in data units, and -log2 p(x) under the model's
     conditionals, summed (the bits the coder aims at)."""
-    constriction = _constriction()
+    constriction = constriction_module()
     config = model.config
     levels, low, high = int(config.data_levels), config.data_low, config.data_high
     flat = x.reshape(len(x), -1).float().cpu()
-    symbols = _symbols(flat, levels, low, high)
+    symbols = level_symbols(flat, levels, low, high)
     encoder = constriction.stream.queue.RangeEncoder()
     categorical = _categorical()
     bits = 0.0
@@ -129,13 +114,13 @@ def encode(model: GenerativeModel, x: torch.Tensor, batch: int = BATCH) -> tuple
         probs = _conditionals(model, _pass_inputs(known, d, low), d)
         sym = symbols[start : start + batch, d]
         encoder.encode(sym, categorical, probs)
-        bits -= float(np.log2(probs[np.arange(len(sym)), sym] / probs.sum(1)).sum())
+        bits += coded_bits(probs, sym)
     return encoder.get_compressed(), bits
 
 
 def decode(model: GenerativeModel, words: np.ndarray, count: int, batch: int = BATCH) -> torch.Tensor:
     """The inverse of `encode`: `count` examples (count, *shape) in data units."""
-    constriction = _constriction()
+    constriction = constriction_module()
     config = model.config
     levels, low, high = int(config.data_levels), config.data_low, config.data_high
     dims = int(np.prod(config.data_shape))
@@ -151,19 +136,6 @@ def decode(model: GenerativeModel, words: np.ndarray, count: int, batch: int = B
             torch.from_numpy(decoder.decode(categorical, probs).astype(np.int64))
         ]
     return out.view(count, *config.data_shape)
-
-
-def _symbols(flat: torch.Tensor, levels: int, low: float, high: float) -> np.ndarray:
-    """Level indices of values in data units; values off the grid are refused (coding is lossless)."""
-    index = (flat - low) / (high - low) * (levels - 1)
-    rounded = index.round()
-    if not torch.isfinite(flat).all() or (rounded < 0).any() or (rounded > levels - 1).any():
-        raise GenzooError(f"the data have values outside {low:g}..{high:g}, the range the run was trained on")
-    if (index - rounded).abs().max() > 1e-3:
-        raise GenzooError(
-            f"the data have values between the run's {levels} levels; lossless coding needs data on its grid"
-        )
-    return rounded.to(torch.int32).numpy()
 
 
 # ---- the file --------------------------------------------------------------------------------
@@ -225,31 +197,39 @@ def compress(
             raise GenzooError(f"--out '{out}' is a directory; give a file name such as images.gzoo")
         check_writable(out, "--out")
     model, spec = load_run(run, device=device)
-    if not model.codes_exactly:
+    if not (model.codes_exactly or model.bits_back):
         raise GenzooError(
-            f"a {model.name} run cannot code losslessly yet: compress needs a model with exact "
-            "per-pixel conditionals (pixelcnn)"
+            f"a {model.name} run cannot code losslessly: compress needs exact per-pixel conditionals "
+            "(pixelcnn) or a VAE for bits-back coding (vae, iwae)"
         )
     x = _examples(model, data if data is not None else spec.data, split, spec)
-    started = time.perf_counter()
-    with torch.no_grad(), _one_thread(), reporting("compressing", quiet):
-        words, bits = encode(model, x)
+    config = model.config
     header = {
-        "coder": CODER,
         "model": model.name,
         "run": run_identity(run),
-        "shape": list(model.config.data_shape),
-        "levels": int(model.config.data_levels),
-        "low": model.config.data_low,
-        "high": model.config.data_high,
+        "shape": list(config.data_shape),
+        "levels": int(config.data_levels),
+        "low": config.data_low,
+        "high": config.data_high,
         "count": len(x),
-        "batch": BATCH,
     }
+    started = time.perf_counter()
+    with torch.no_grad(), one_thread(), reporting("compressing", quiet):
+        if model.codes_exactly:
+            words, bits = encode(model, x)
+            header.update(coder=CODER, batch=BATCH)
+            initial = 0
+        else:
+            words, stats = bitsback.encode(model, x)
+            header.update(
+                {k: stats[k] for k in ("latent_bits", "batch", "initial_seed")}, coder=bitsback.CODER
+            )
+            bits, initial = stats["ideal_bits"], stats["initial_bits"]
     blob = pack(header, words)
     dims = x[0].numel() * len(x)
     result = Compressed(
-        blob, len(x), dims, 8 * len(blob) / dims, 32 * len(words) / dims, bits / dims,
-        time.perf_counter() - started,
+        blob, len(x), dims, 8 * len(blob) / dims, (32 * len(words) - initial) / dims, bits / dims,
+        initial, time.perf_counter() - started,
     )  # fmt: skip
     if out is not None:
         _write_bytes(out, blob)
@@ -281,10 +261,15 @@ def decompress(
             f"'{path.name}' was compressed with another run (a {header.get('model')} whose weights differ "
             f"from '{run}''s); decompress it with the run that made it"
         )
-    if header.get("coder") != CODER:
-        raise GenzooError(f"'{path.name}' uses the coder '{header.get('coder')}', which this genzoo lacks")
-    with torch.no_grad(), _one_thread(), reporting("decompressing", quiet):
-        x = decode(model, words, int(header["count"]), int(header["batch"]))
+    coder = header.get("coder")
+    if coder not in (CODER, bitsback.CODER):
+        raise GenzooError(f"'{path.name}' uses the coder '{coder}', which this genzoo lacks")
+    with torch.no_grad(), one_thread(), reporting("decompressing", quiet):
+        if coder == CODER:
+            x = decode(model, words, int(header["count"]), int(header["batch"]))
+        else:
+            settings = {k: int(header[k]) for k in ("latent_bits", "batch", "initial_seed")}
+            x = bitsback.decode(model, words, int(header["count"]), **settings)
     if out is not None:
         write_examples(x, out, model.config.data_low, model.config.data_high)
     return x

@@ -107,6 +107,8 @@ class GenerativeModel(nn.Module):
     # `conditional_probs` gives the exact distribution of each dimension given the ones before it,
     # in the flattened order: what `genzoo compress` codes with (autoregressive models).
     codes_exactly: ClassVar[bool] = False
+    # `latent_posterior` and `observation_probs` give q(z|x) and p(x|z): bits-back coding (VAEs).
+    bits_back: ClassVar[bool] = False
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class GenerativeModel(nn.Module):
             "anomaly_scores": list(cls.score_kinds()),
             "has_anomaly_map": cls.has_anomaly_map,
             "codes_exactly": cls.codes_exactly,
+            "bits_back": cls.bits_back,
         }
 
     @classmethod
@@ -186,6 +189,14 @@ class GenerativeModel(nn.Module):
         """p(x_d = level | x_<d) for every dimension d of the flattened example: (N, D, levels),
         float32; entry d may read only dimensions before d (where `codes_exactly`)."""
         raise GenzooError(f"model '{self.name}' has no exact per-dimension conditionals to code with")
+
+    def latent_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x) as (mean, std), each (N, latent_dim) (where `bits_back`)."""
+        raise GenzooError(f"model '{self.name}' has no latent posterior to code with")
+
+    def observation_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """p(x_d = level | z) for latents (N, latent_dim): (N, D, levels) float32 (where `bits_back`)."""
+        raise GenzooError(f"model '{self.name}' has no per-dimension p(x|z) to code with")
 
     def prepare(self, train: torch.Tensor) -> None:
         """Set-up that needs the training data, once before the first step of a new run (fitting a

@@ -95,6 +95,10 @@ class VAE(GenerativeModel):
     reports_bound = True
     anomaly_scores = ("reconstruction",)
     has_anomaly_map = True
+    # Lossless coding with bits-back ANS (`genzoo.apps.bitsback`): `latent_posterior` and
+    # `observation_probs` give the coder q(z|x) and p(x|z). Only an unconditional VAE with the
+    # normal prior and a discrete likelihood can; others raise GenzooError from both methods.
+    bits_back = True
 
     Config = VAEConfig
     name = "vae"
@@ -447,6 +451,46 @@ class VAE(GenerativeModel):
         y = self._required_labels(len(x), label)
         with self.inference():
             return self._posterior(self.rescale.to_internal(x), y)
+
+    # ---- bits-back coding -----------------------------------------------------------------
+    def _check_bits_back(self) -> None:
+        if self.conditional:
+            raise GenzooError(
+                "bits-back coding needs an unconditional VAE (this one is conditional=true): the "
+                "decoder would need each example's label"
+            )
+        if not self.likelihood.discrete:
+            raise GenzooError(
+                f"bits-back coding needs discrete data and likelihood; this VAE's is '{self.likelihood_name}'"
+            )
+        if self.config.prior != "normal":
+            raise GenzooError(
+                f"bits-back coding needs the normal prior N(0, I); this VAE's prior is '{self.config.prior}'"
+            )
+
+    @torch.no_grad()
+    def latent_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x) for data (N, *data_shape) in dataset units: (mean, std), each (N, latent_dim), float32.
+
+        What bits-back coding pops latents with; GenzooError where it cannot code (see `bits_back`).
+        """
+        self._check_bits_back()
+        mu, logvar = self.encode(x)
+        return mu, torch.exp(0.5 * logvar)
+
+    @torch.no_grad()
+    def observation_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """p(x_d = level | z) for latents (N, latent_dim): (N, D, levels) float32, dimension d in the
+        flattened data order, the levels low..high; what bits-back coding pushes data with."""
+        self._check_bits_back()
+        with self.inference():
+            params = self._decode_params(z.to(self.device, torch.float32), None)
+            if self.likelihood.name == "bernoulli":
+                logit = params[:, 0]
+                probs = torch.stack([torch.sigmoid(-logit), torch.sigmoid(logit)], 1)
+            else:  # categorical and discretized logistic: (N, levels, *data_shape)
+                probs = self.likelihood.probs(params)
+        return probs.flatten(2).transpose(1, 2).contiguous()
 
     @torch.no_grad()
     def decode(
