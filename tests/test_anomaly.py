@@ -251,6 +251,11 @@ def test_table_file_with_a_label_column(tmp_path, capsys):
         "not a file or a column",
         [run],
     )
+    # The training file gone: the validation threshold cannot be had, a contamination threshold can.
+    train.rename(tmp_path / "moved.csv")
+    assert_user_error(capsys, ["anomaly", str(run), "--data", str(scored)], "--contamination", [run])
+    summary = run_json(capsys, str(run), "--data", str(scored), "--contamination", "0.05")
+    assert summary["flagged"] == 10 and summary["reference_n"] == 0
 
 
 def test_a_run_with_only_a_critic(runs, capsys):

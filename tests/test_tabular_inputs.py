@@ -197,3 +197,17 @@ def test_parquet_without_pyarrow_says_how_to_get_it(tmp_path, capsys, monkeypatc
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
     path = write(tmp_path, "p.parquet", b"PAR1")
     assert_user_error(capsys, train_on(path, tmp_path), "pip install pyarrow", [path])
+
+
+def test_a_tsv_table_loads_as_a_table_and_two_fields_as_pairs(tmp_path):
+    from genzoo.data import load_dataset
+
+    table = tmp_path / "people.tsv"
+    table.write_text(
+        "age\tcity\tscore\n" + "".join(f"{20 + i}\t{'AB'[i % 2]}\t{i * 0.5}\n" for i in range(30))
+    )
+    data = load_dataset(table)
+    assert data.info.modality == "table" and data.schema.names == ["age", "city", "score"]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"in {i}\tout {i}\n" for i in range(10)))
+    assert load_dataset(pairs).info.modality == "text-pairs"

@@ -194,7 +194,7 @@ class Scorer:
 
 
 def threshold_for(
-    reference: np.ndarray, scores: np.ndarray, fpr: float | None, contamination: float | None
+    reference: np.ndarray | None, scores: np.ndarray, fpr: float | None, contamination: float | None
 ) -> tuple[float, str]:
     """The score above which an example is flagged, and the rule that set it."""
     check_threshold_options(fpr, contamination)
@@ -265,8 +265,9 @@ def anomaly(
     scorer = Scorer(model, kind, bg_model, batch_size=batch_size)
     examples, rows, table_frame = _scored_data(model, spec, data, split)
     label_values, label_source = _labels(labels, spec, rows, table_frame)
-    with reporting("scoring the validation split", quiet):
-        scorer.fit(_reference(spec, model))
+    if contamination is None or kind == "typicality":  # else the threshold needs the scored data only
+        with reporting("scoring the validation split", quiet):
+            scorer.fit(_reference(spec, model))
     with reporting("scoring", quiet):
         columns = scorer.columns(examples)
     threshold, rule = threshold_for(scorer.reference, columns["score"], fpr, contamination)
@@ -283,7 +284,7 @@ def anomaly(
         "threshold": threshold,
         "threshold_rule": rule,
         "flagged": int(flags.sum()),
-        "reference_n": len(scorer.reference),
+        "reference_n": 0 if scorer.reference is None else len(scorer.reference),
     }
     if label_values is not None:
         frame["label"] = label_values
@@ -301,7 +302,13 @@ def _drop_common(options: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[st
 
 def _reference(spec: RunSpec, model: GenerativeModel) -> torch.Tensor:
     """The run's own validation split, as it was trained (its classes), without mutation noise."""
-    dataset = load_dataset(spec.data, **_drop_common(spec.data_options, keep=("train_classes",)))
+    try:
+        dataset = load_dataset(spec.data, **_drop_common(spec.data_options, keep=("train_classes",)))
+    except GenzooError as err:
+        raise GenzooError(
+            f"the run's training data '{spec.data}' cannot be read ({err}); its validation split sets the "
+            "threshold: restore it, or threshold on the scored data with --contamination"
+        ) from None
     name = "val" if "val" in dataset.split_names else dataset.split_names[-1]
     return dataset.split(name).tensors[0]
 

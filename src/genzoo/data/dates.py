@@ -136,7 +136,16 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-@register_dataset("tsv-pairs", reads=lambda p: p.is_file() and p.suffix.lower() == ".tsv")
+def looks_like_pairs(path: Path) -> bool:
+    """A .tsv whose first line has two fields is pairs; more fields make it a table (`table-file`)."""
+    if not (path.is_file() and path.suffix.lower() == ".tsv"):
+        return False
+    with open(path, "rb") as handle:
+        first = handle.readline(1 << 16)
+    return first.count(b"\t") == 1
+
+
+@register_dataset("tsv-pairs", reads=looks_like_pairs)
 def load_tsv_pairs(path: Path, val_fraction: float = 0.1, seed: int = 0) -> PairDataset:
     """A TSV of `source<TAB>target` lines, shuffled (seeded), the last `val_fraction` as val."""
     pairs = read_pairs(Path(path))
