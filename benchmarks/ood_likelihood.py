@@ -29,7 +29,8 @@ The data. In-distribution: the MNIST-10k test split (1000 images; the model is t
 8000-image train split, the typicality centre comes from the 1000-image val split). The OOD sets,
 all built offline and deterministically (seeded) in `ood_sets`, 28x28 grey, integers 0..255:
 
-- `constant`: one random level per image (the classic case where the raw likelihood fails);
+- `constant`: one random level per image (the classic case where the raw likelihood fails; for a
+  model of MNIST, whose background is black, mainly the dark levels);
 - `noise`: i.i.d. uniform pixels (the easy case: every score should get it);
 - `inverted`: 255 - the MNIST test images (same strokes, white background: a strong test of
   whether a score reacts to the statistics of the background, which dominate the likelihood);
@@ -42,6 +43,12 @@ all built offline and deterministically (seeded) in `ood_sets`, 28x28 grey, inte
   the near-OOD case, akin to the papers' MNIST vs. Fashion/KMNIST;
 - `faces`: the 200 25x25 LFW faces scikit-image bundles, resized to 28x28 bilinearly: another
   natural-image category, smooth grey faces.
+
+Whether the raw NLL fails depends on the set and on the model: `share_more_likely_than_median_mnist`
+says, per set, how many of its images the model finds more likely than the median MNIST test image.
+The likelihood ratio needs a model sharper than its background: where the model's predictions are
+still broad (short training), the background's noise floor is no cheaper than the model's tails on
+unexpected pixels, both pay about the same extra on every image, and the ratio does not separate.
 
 PixelCNN at 28x28 samples pixel by pixel (784 full passes), so the 64-sample preview every run
 writes at the end would take longer than training on one core; this script skips the preview.

@@ -180,13 +180,16 @@ class Scorer:
             raise GenzooError("typicality needs reference data: call fit() first")
         return {"score": np.abs(nll - self.center), "nll": nll}
 
-    def fit(self, reference: torch.Tensor) -> Scorer:
+    def fit(self, reference: Examples) -> Scorer:
         """Learn from held-out normal data: the typical NLL, and the scores thresholds come from."""
         if len(reference) == 0:
             raise GenzooError("the reference (validation) data are empty; a threshold needs some")
         if self.kind == "typicality":
-            self.center = float(self._raw(self.model, reference, "nll").mean())
-        self.reference = self.columns(reference)["score"]
+            nll = self._raw(self.model, reference, "nll")
+            self.center = float(nll.mean())
+            self.reference = np.abs(nll - self.center)
+        else:
+            self.reference = self.columns(reference)["score"]
         return self
 
     def score(self, x: Examples) -> np.ndarray:
