@@ -31,6 +31,8 @@ all built offline and deterministically (seeded) in `ood_sets`, 28x28 grey, inte
 
 - `constant`: one random level per image (the classic case where the raw likelihood fails; for a
   model of MNIST, whose background is black, mainly the dark levels);
+- `dark`: one level 0..15 per image, all pixels equal: the near-black constants that a model of
+  MNIST's black background finds cheaper than digits (the failure itself, shown on its own);
 - `noise`: i.i.d. uniform pixels (the easy case: every score should get it);
 - `inverted`: 255 - the MNIST test images (same strokes, white background: a strong test of
   whether a score reacts to the statistics of the background, which dominate the likelihood);
@@ -90,6 +92,7 @@ SKIMAGE_IMAGES = (
 )  # fmt: skip
 SETS = {
     "constant": "one uniformly drawn level 0..255 per image, all pixels equal",
+    "dark": "one uniformly drawn level 0..15 per image, all pixels equal",
     "noise": "i.i.d. uniform pixels 0..255",
     "inverted": "255 - the MNIST test images",
     "skimage": "random square crops (side 28 px to half the image) of scikit-image's sample photos "
@@ -97,7 +100,7 @@ SETS = {
     "digits": "scikit-learn's 8x8 digits, 0..16 scaled to 0..255, bilinearly upscaled to 28x28",
     "faces": "scikit-image's 200 LFW faces (25x25), bilinearly resized to 28x28",
 }
-SIZES = {"constant": 300, "noise": 1000, "inverted": 1000, "skimage": 1000, "digits": 1000, "faces": 200}
+SIZES = {"constant": 300, "dark": 300, "noise": 1000, "inverted": 1000, "skimage": 1000, "digits": 1000, "faces": 200}
 
 
 # ---- the out-of-distribution sets ------------------------------------------------------------
@@ -137,6 +140,8 @@ def ood_sets(mnist_test: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]
     sets = {}
     levels = rng(0).integers(0, 256, SIZES["constant"]).astype(np.float32)
     sets["constant"] = torch.as_tensor(levels).view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
+    dark = rng(6).integers(0, 16, SIZES["dark"]).astype(np.float32)
+    sets["dark"] = torch.as_tensor(dark).view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
     sets["noise"] = torch.as_tensor(rng(1).integers(0, 256, (SIZES["noise"], 1, 28, 28)).astype(np.float32))
     sets["inverted"] = 255.0 - mnist_test[: SIZES["inverted"]]
     sets["skimage"] = _skimage_crops(SIZES["skimage"], rng(3))
