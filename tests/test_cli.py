@@ -317,3 +317,11 @@ def test_evaluate_help_lists_every_metric():
     from genzoo.evaluation import ALL_METRICS
 
     assert [m for m in ALL_METRICS if m not in EVALUATE_METRICS] == []
+
+
+def test_preview_samples_zero_skips_the_preview(tmp_path):
+    argv = ["train", "vae", "--data", "digits", "--max-steps", "2", "--quiet", "--set", "eval_every=0"]
+    assert main([*argv, "--out", str(tmp_path / "a"), "--set", "preview_samples=0"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "b"), "--set", "preview_samples=9"]) == 0
+    assert not (tmp_path / "a" / "samples.png").exists() and (tmp_path / "a" / "README.md").is_file()
+    assert (tmp_path / "b" / "samples.png").is_file()

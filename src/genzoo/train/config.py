@@ -41,6 +41,9 @@ class TrainConfig:
     keep_best: bool = False
     # Samples drawn at every validation to log mode/class coverage (genzoo.train.monitor); 0 = off.
     monitor_samples: int = 0
+    # Samples drawn at the end for samples.png (text: 4 for samples.txt); 0 = no preview (an
+    # autoregressive model of large images draws them one pixel at a time: minutes on a CPU).
+    preview_samples: int = 64
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
     log_every: int = 50
     max_nonfinite: int = 20  # abort after this many non-finite losses in a row
@@ -70,6 +73,7 @@ class TrainConfig:
             (self.log_every > 0, "log_every must be > 0"),
             (self.max_nonfinite > 0, "max_nonfinite must be > 0"),
             (self.monitor_samples >= 0, "monitor_samples must be >= 0"),
+            (self.preview_samples >= 0, "preview_samples must be >= 0"),
             (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
         ]
         for ok, message in checks:

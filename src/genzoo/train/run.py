@@ -174,7 +174,10 @@ def train(
                 atomic_write_text(out / RUN_FILE, previous_spec.decode())
             raise
         instance.load_state_dict(trainer.inference_state())  # what model.safetensors holds (EMA, best)
-        write_preview(instance, dataset, out / PREVIEW_FILE, trainer.config.seed)
+        if trainer.config.preview_samples:
+            write_preview(
+                instance, dataset, out / PREVIEW_FILE, trainer.config.seed, trainer.config.preview_samples
+            )
         write_curves(out, f"{spec.model} on {spec.data}")
         write_card(
             out,
@@ -330,14 +333,14 @@ def write_curves(run_dir: Path, title: str = "") -> None:
     save_curves(read_metrics(run_dir / METRICS_FILE), run_dir / CURVES_FILE, title)
 
 
-def write_preview(model: GenerativeModel, dataset: Dataset, path: Path, seed: int) -> None:
+def write_preview(model: GenerativeModel, dataset: Dataset, path: Path, seed: int, n: int = 64) -> None:
     from genzoo.viz import save_samples
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
     model.eval()
     text = dataset.info.modality.startswith("text")
     with torch.random.fork_rng(devices=[]):
-        samples = model.sample(4 if text else 64, generator=generator)
+        samples = model.sample(min(n, 4) if text else n, generator=generator)
     if text:  # decoded strings: a few, as text beside the run
         path.with_name(PREVIEW_TEXT_FILE).write_text("\n\n----\n\n".join(samples) + "\n")
         return
