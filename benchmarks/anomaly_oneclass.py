@@ -13,8 +13,9 @@ image whose class is not k, and report the AUROC per class and its mean over the
   data the `typicality` score is fitted on.
 - mnist10k: `load_dataset("mnist")` with only the t10k file: train = the class-k part of its 8,000
   training images (about 800), test = the 2,000 held-out images (its val + test splits, all classes).
-  `typicality` is fitted on the class-k part of the val split, which is part of those 2,000: the score
-  takes one number from it (the mean NLL of normal data), so AUROC uses no label beyond that.
+  `typicality` is fitted on the class-k part of the val split (about 100 images), which is also part
+  of those 2,000: the score takes one number from them, their mean NLL (no genzoo run selects a
+  checkpoint on val here: `keep_best` is off).
 
 genzoo: each family is trained with `genzoo.train(..., {"data.train_classes": k, ...})` and scored with
 `genzoo.apps.anomaly.Scorer` on every kind its model offers (`score_kinds()`; not the DDPM's `nll`,
@@ -126,6 +127,7 @@ DROPPED = {
     "digits": {"realnvp": "glow is the flow here (one flow per dataset)"},
 }
 PYOD_EPOCHS = {"digits": 100, "mnist10k": 30}
+N_FEATURES = {"digits": 64, "mnist10k": 784}  # pixels per flattened image
 QUICK_STEPS = 20
 
 
@@ -324,7 +326,7 @@ def main() -> None:
             "pyod_epochs": epochs,
             "pyod_settings": {
                 n: {k: v for k, v in kw.items() if k != "verbose"}
-                for n, (_, kw) in pyod_detectors(0, epochs).items()
+                for n, (_, kw) in pyod_detectors(N_FEATURES[data], epochs).items()
             },
             "per_class": {} if args.quick else earlier(path, data, families, epochs),
         }

@@ -31,6 +31,7 @@ import gzip
 import io
 import json
 import lzma
+import math
 import time
 from pathlib import Path
 
@@ -49,6 +50,16 @@ TRAIN = {
 }
 SHARED_RUNS = {("mnist-binary", "pixelcnn"): Path("runs/bench-binarized-mnist/pixelcnn")}
 ANCHORS = {"bb_ans": 0.19, "bz2": 0.25, "gzip": 0.33, "png": 0.78}
+
+
+def tile(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> one near-square grid picture (WebP's sides stop at 16,383 pixels); empty tiles 0."""
+    n, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.zeros((rows * cols, h, w), dtype=images.dtype)
+    grid[:n] = images
+    return grid.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
 
 
 def classic_sizes(pixels: np.ndarray, levels: int) -> dict[str, dict[str, float]]:
@@ -78,7 +89,7 @@ def classic_sizes(pixels: np.ndarray, levels: int) -> dict[str, dict[str, float]
         "zstd -19": lambda b: len(zstandard.ZstdCompressor(level=19).compress(b)),
     }
     images = pixels[:, 0]  # (N, H, W) uint8
-    tall = images.reshape(-1, images.shape[-1])  # every image under the one before: one picture
+    tall = tile(images)  # the whole set as one picture
     sizes: dict[str, dict[str, float]] = {}
     for name, size in {"png": png, "webp lossless": webp}.items():
         sizes[name] = {"per_image": sum(size(im) for im in images), "one_array": size(tall)}
