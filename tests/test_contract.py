@@ -258,3 +258,5 @@ def test_conditionals_read_only_earlier_dimensions(case):
     after = model.conditional_probs(changed.view_as(x))
     assert torch.allclose(after[:, : d + 1], probs[:, : d + 1], atol=1e-6)
     assert not torch.allclose(after[:, d + 1 :], probs[:, d + 1 :], atol=1e-6)
+    for k in (0, d, dims - 1):  # one dimension alone: the same distribution, however it is computed
+        assert torch.allclose(model.conditional_probs(x, k), probs[:, k], atol=1e-5)

@@ -93,7 +93,7 @@ def _pass_inputs(known: torch.Tensor, d: int, low: float) -> torch.Tensor:
 
 def _conditionals(model: GenerativeModel, flat: torch.Tensor, d: int) -> np.ndarray:
     shape = (len(flat), *model.config.data_shape)
-    probs = model.conditional_probs(flat.view(shape))[:, d]
+    probs = model.conditional_probs(flat.view(shape), d)
     return np.ascontiguousarray(probs.cpu().numpy(), dtype=np.float32)
 
 

@@ -185,9 +185,10 @@ class GenerativeModel(nn.Module):
         `has_anomaly_map`: where in an image the model finds what it does not expect."""
         raise GenzooError(f"model '{self.name}' gives no per-pixel anomaly map")
 
-    def conditional_probs(self, x: torch.Tensor) -> torch.Tensor:
+    def conditional_probs(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
         """p(x_d = level | x_<d) for every dimension d of the flattened example: (N, D, levels),
-        float32; entry d may read only dimensions before d (where `codes_exactly`)."""
+        float32, entry d reading only dimensions before d; with `dim`, that dimension's alone,
+        (N, levels), as cheaply as the family can (where `codes_exactly`)."""
         raise GenzooError(f"model '{self.name}' has no exact per-dimension conditionals to code with")
 
     def latent_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

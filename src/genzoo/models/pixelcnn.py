@@ -202,15 +202,21 @@ class PixelCNN(GenerativeModel):
         return stacked[best, torch.arange(len(x))]
 
     @torch.no_grad()
-    def conditional_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """p(x_i = level | x_<i) per pixel in raster order: (N, H * W, L)."""
+    def conditional_probs(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+        """p(x_i = level | x_<i) per pixel in raster order: (N, H * W, L); with `dim`, that pixel's
+        alone, (N, L), from the rows down to its own (nothing below a pixel reaches it)."""
         if self.config.conditional:
             raise GenzooError(
                 "a conditional PixelCNN's likelihood mixes its classes, so it has no per-pixel conditionals "
                 "to code with; compress with an unconditional one"
             )
+        x = self._check(x)
         with self.inference():
-            return self.probs(x).flatten(2).transpose(1, 2).float()
+            if dim is None:
+                return self.probs(x).flatten(2).transpose(1, 2).float()
+            row, col = divmod(dim, self.shape[2])
+            logits = self.logits(self.rescale.to_internal(x[:, :, : row + 1]))
+            return torch.softmax(logits[:, :, 0, row, col], dim=1).float()
 
     def probs(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """p(x_i = level | x_<i) for every pixel: (N, L, C, H, W), summing to 1 over dim 1."""
