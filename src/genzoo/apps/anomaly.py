@@ -39,7 +39,7 @@ import torch
 
 from genzoo.data import Dataset, load_dataset
 from genzoo.data.music import frame_mask
-from genzoo.data.options import COMMON_OPTIONS, parse_classes
+from genzoo.data.options import parse_classes, without_common
 from genzoo.data.tabular import TABLE_SUFFIXES, read_table
 from genzoo.errors import GenzooError, unknown_name
 from genzoo.files import check_writable, read_utf8
@@ -306,14 +306,10 @@ def anomaly(
     return report
 
 
-def _drop_common(options: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in COMMON_OPTIONS or k in keep}
-
-
 def _reference(spec: RunSpec, model: GenerativeModel) -> torch.Tensor:
     """The run's own validation split, as it was trained (its classes), without mutation noise."""
     try:
-        dataset = load_dataset(spec.data, **_drop_common(spec.data_options, keep=("train_classes",)))
+        dataset = load_dataset(spec.data, **without_common(spec.data_options, keep=("train_classes",)))
     except GenzooError as err:
         raise GenzooError(
             f"the run's training data '{spec.data}' cannot be read ({err}); its validation split sets the "
@@ -349,7 +345,7 @@ def _scored_data(
             )
         return model.schema.encode(frame), pd.DataFrame({"index": np.arange(len(frame))}), frame
     options = spec.data_options if source == spec.data else {}
-    dataset = load_dataset(source, **_drop_common(options))
+    dataset = load_dataset(source, **without_common(options))
     _check_matches(dataset, model, source)
     names = dataset.split_names if split == "all" else (split,)
     parts = [(name, *dataset.split(name).tensors) for name in names]

@@ -39,6 +39,7 @@ import torch
 from genzoo.apps import bitsback
 from genzoo.apps.coding import coded_bits, constriction_module, level_symbols, one_thread
 from genzoo.data import load_dataset
+from genzoo.data.options import without_common
 from genzoo.errors import GenzooError
 from genzoo.files import check_writable
 from genzoo.models.base import WEIGHTS_FILE, GenerativeModel
@@ -284,9 +285,7 @@ def _examples(model: GenerativeModel, data: Any, split: str, spec) -> torch.Tens
         x = torch.from_numpy(read_npy(Path(data)).astype(np.float32))
     else:
         options = spec.data_options if str(data) == spec.data else {}
-        dataset = load_dataset(
-            data, **{k: v for k, v in options.items() if k not in ("train_classes", "mutation")}
-        )
+        dataset = load_dataset(data, **without_common(options))
         info = dataset.info
         if info.levels != model.config.data_levels:
             raise GenzooError(

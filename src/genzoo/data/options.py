@@ -16,6 +16,11 @@ FITTED_SPLITS = ("train", "val")  # what the model learns from and is validated 
 MUTATION_SEED = 0
 
 
+def without_common(options: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A run's data options minus the common ones (but `keep`): its data as they are, to score or code."""
+    return {k: v for k, v in options.items() if k not in COMMON_OPTIONS or k in keep}
+
+
 def parse_classes(value: Any) -> list[int]:
     """3, [3, 5] or "3,5" as a list of class indices."""
     items = (
