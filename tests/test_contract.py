@@ -19,7 +19,13 @@ from genzoo.models import GenerativeModel, get_model_class, load, model_names
 
 # One small dataset per modality, embedded or written here, so each model is checked on data it
 # declares without needing ../shared/data.
-DATA_FOR_MODALITY = {"image": "digits", "vector": "toy2d-ring", "text-pairs": "dates", "audio": "notes"}
+DATA_FOR_MODALITY = {
+    "image": "digits",
+    "vector": "toy2d-ring",
+    "text-pairs": "dates",
+    "audio": "notes",
+    "series": "sines",
+}
 _load = functools.lru_cache(maxsize=None)(load_dataset)  # text data take seconds to tokenize
 
 # A slice of real outputs per model (a seeded sample, log_prob of fixed data), so a refactor that

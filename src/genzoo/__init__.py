@@ -1,12 +1,13 @@
 """genzoo: train, sample, evaluate and compare every family of deep generative models.
 
 Every command is one call here: `genzoo.train`, `genzoo.sample`, `genzoo.inpaint`,
-`genzoo.evaluate`, `genzoo.anomaly`, `genzoo.compress`, `genzoo.decompress`, `genzoo.compare`,
+`genzoo.evaluate`, `genzoo.anomaly`, `genzoo.compress`, `genzoo.decompress`, `genzoo.forecast`,
+`genzoo.compare`,
 `genzoo.load`; each returns objects and writes files only
 when asked (the run directory `train` makes, `out=` for the others).
 """
 
-from genzoo.apps import anomaly, compress, decompress
+from genzoo.apps import anomaly, compress, decompress, forecast
 from genzoo.data import load_dataset
 from genzoo.evaluation import evaluate_run as evaluate
 from genzoo.models import GenerativeModel, get_model_class, load, model_names
@@ -23,6 +24,7 @@ __all__ = [
     "compress",
     "decompress",
     "evaluate",
+    "forecast",
     "get_model_class",
     "inpaint",
     "load",

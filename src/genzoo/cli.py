@@ -55,6 +55,8 @@ EVALUATE_METRICS = """metrics, by the data they apply to:
   tables            quality (quality_score, column_shapes, column_pair_trends), detection
                     (detection_auc), ml_efficacy (--target COLUMN; default: the data's target),
                     privacy (dcr_share, exact_copy_rate, mia_auc)
+  series            discriminative_score, predictive_score (TimeGAN's, 0 is best); forecasters
+                    (deepar): mase, smape, crps, coverage on rolling origins over the test part
 """
 
 
@@ -219,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="the run directory that compressed the file")
     p.add_argument("file", type=Path, help="the compressed file")
     p.add_argument("--out", required=True, type=out_path, help="a .npy file, or a folder for PNG images")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser("forecast", help="probabilistic forecasts past the end of a series (deepar)")
+    p.add_argument("run", type=Path, help="run directory of a forecaster")
+    p.add_argument("--data", help="series CSV or name to continue (default: the run's own series)")
+    p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    p.add_argument("--out", type=out_path, help="forecast.csv; a fan chart is written beside it")
+    p.add_argument("--quantiles", default="0.1,0.5,0.9", help="levels to report (default 0.1,0.5,0.9)")
+    p.add_argument("--samples", type=int, default=200, help="sample paths per series (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object (the forecast rows included)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser(
@@ -480,6 +494,22 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"report: {args.out / 'index.html'}")
 
 
+def cmd_forecast(args: argparse.Namespace) -> None:
+    from genzoo.apps.forecast import forecast
+
+    result = forecast(
+        args.run, args.data, horizon=args.horizon, quantiles=args.quantiles, samples=args.samples,
+        seed=args.seed, device=args.device, out=args.out, quiet=args.quiet,
+    )  # fmt: skip
+    if args.json:
+        rows = json.loads(result.frame.to_json(orient="records", date_format="iso"))
+        print(json.dumps({**result.summary, "forecast": rows}))
+        return
+    print(result.frame.to_string(index=False, max_rows=40))
+    for path in result.summary.get("files", []):
+        print(f"wrote {path}")
+
+
 COMMANDS = {
     "list": cmd_list,
     "config": cmd_config,
@@ -490,6 +520,7 @@ COMMANDS = {
     "anomaly": cmd_anomaly,
     "compress": cmd_compress,
     "decompress": cmd_decompress,
+    "forecast": cmd_forecast,
     "compare": cmd_compare,
 }
 

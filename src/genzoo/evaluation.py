@@ -14,9 +14,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from genzoo.apps.forecast import backtest
 from genzoo.data.base import Dataset
 from genzoo.data.music import frame_mask
 from genzoo.data.toy2d import toy2d_modes
@@ -35,6 +37,7 @@ from genzoo.metrics import (
 from genzoo.metrics.likelihood import bits_per_char, loss_per_token
 from genzoo.metrics.tabular import TABLE_METRICS, table_metrics
 from genzoo.metrics.text import bleu, chrf, exact_match
+from genzoo.metrics.timeseries import discriminative_score, predictive_score
 from genzoo.models.base import GenerativeModel
 from genzoo.progress import reporting
 from genzoo.train.run import load_run
@@ -102,6 +105,21 @@ class Evaluation:
             "perplexity": math.exp(per_token),
             "tokens": tokens,
         }
+
+    @cached_property
+    def forecast_scores(self) -> dict[str, Any]:
+        """mase, smape, crps and (interval) coverage at the model's longest horizon, with the backtest."""
+        series, starts = getattr(self.data, "series", None), getattr(self.data, "test_start", None)
+        if not series or not starts:
+            raise GenzooError(
+                f"'{self.data.info.name}' has no whole series with a test part to forecast; use a series "
+                "CSV or a named series (co2, nile, ...) with data.split=chronological"
+            )
+        report = backtest(self.model, series, starts, horizon=self.model.max_horizon(), seed=self.seed)
+        per_series = report["series"].values()
+        means = {k: float(np.mean([s[k] for s in per_series])) for k in ("smape", "crps")}
+        return {**means, "mase": report["mase"], "scaled_crps": report["scaled_crps"],
+                "coverage": report["coverage"], "horizon": report["horizon"], "forecast": report}  # fmt: skip
 
     @cached_property
     def translation(self) -> dict[str, Any]:
@@ -202,6 +220,27 @@ def _table_metric(name: str) -> Callable[[Evaluation], dict[str, Any]]:
     return measure
 
 
+def _series_generation(name: str) -> Callable[[Evaluation], dict[str, Any]]:
+    """TimeGAN's post-hoc score of the model's windows against the split's (genzoo.metrics.timeseries)."""
+
+    def measure(ev: Evaluation) -> dict[str, Any]:
+        if ev.model.output != "series":
+            raise GenzooError(
+                f"'{name}' measures series windows; evaluate a series model (diffusion-ts, deepar)"
+            )
+        score = discriminative_score if name == "discriminative_score" else predictive_score
+        return score(ev.x, ev.samples, seed=ev.seed)
+
+    return measure
+
+
+def _forecasts(ev: Evaluation) -> dict[str, Any]:
+    """Rolling-origin forecasts over the test part of the data's series (one backtest for all four keys)."""
+    if not ev.model.forecasts:
+        raise GenzooError("mase, smape and crps measure forecasts; evaluate a forecaster (deepar)")
+    return ev.forecast_scores
+
+
 # name -> function(evaluation) -> dict of result keys; the sample-quality names share one pass.
 METRICS: dict[str, Callable[[Evaluation], dict[str, Any]]] = {
     "nll": _nll,
@@ -215,7 +254,11 @@ METRICS: dict[str, Callable[[Evaluation], dict[str, Any]]] = {
     "chrf": _translation,
     "bleu": _translation,
     **{name: _table_metric(name) for name in TABLE_METRICS},
+    **{name: _series_generation(name) for name in ("discriminative_score", "predictive_score")},
+    **{name: _forecasts for name in ("mase", "smape", "crps")},
 }
+# "coverage" of a forecaster is its interval's coverage; of any other model, sample coverage.
+FORECAST_COVERAGE = "coverage"
 ALL_METRICS = (*METRICS, *QUALITY_METRICS)
 
 
@@ -243,7 +286,8 @@ def evaluate_model(
         model, data, split, seed=seed, num_samples=num_samples, batch_size=batch_size, target=target
     )
     result: dict[str, Any] = {"split": split, "n": len(ev.x)}
-    quality = [m for m in metrics if m in QUALITY_METRICS]
+    forecasting = model.forecasts and FORECAST_COVERAGE in metrics
+    quality = [m for m in metrics if m in QUALITY_METRICS and not (forecasting and m == FORECAST_COVERAGE)]
     if quality and model.output == "table":
         raise GenzooError(
             f"'{quality[0]}' measures images and vectors; tables use quality, detection, ml_efficacy, privacy"
@@ -254,6 +298,8 @@ def evaluate_model(
     for name in metrics:
         if name in METRICS:
             result.update(METRICS[name](ev))
+    if forecasting:
+        result.update(ev.forecast_scores)
     if "samples" in ev.__dict__:
         result["n_samples"] = len(ev.samples)
     result.pop("n_fake", None)

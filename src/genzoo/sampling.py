@@ -28,6 +28,7 @@ from genzoo.train.run import RunSpec, load_run
 MASK_REGIONS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 ARRAY_SUFFIXES = (".png", ".npy")
 TABLE_SUFFIXES = (".csv", ".tsv")
+SERIES_SUFFIXES = (".npy", ".csv", ".png")
 # Option names whose command-line flag is spelled otherwise, for error messages.
 FLAGS = {"inputs": "--input"}
 
@@ -58,6 +59,8 @@ def sample(
     check_options(model.sample, options, spec.model)
     if model.output == "table" and out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
         raise GenzooError(f"--out for a table model must end in .csv or .tsv, got '{out.name}'")
+    if model.output == "series" and out is not None and out.suffix.lower() not in SERIES_SUFFIXES:
+        raise GenzooError(f"--out for a series model must end in .npy, .csv or .png, got '{out.name}'")
     text = is_text(spec)
     n = n or (1 if text else 64)
     # The samples, and about as much again in the network's activations while drawing them.
@@ -71,7 +74,7 @@ def sample(
         raise GenzooError(f"model '{spec.model}' does not take {flag} (audio and music models do)")
     if text and out is not None and out.suffix.lower() != ".txt":
         raise GenzooError(f"--out for a text model must end in .txt, got '{out.name}'")
-    if not text and out is not None and model.output != "table" and out.suffix.lower() not in MEDIA_SUFFIXES:
+    if not text and out is not None and model.output == "tensor" and out.suffix.lower() not in MEDIA_SUFFIXES:
         check_array_suffix(out)  # .mid and .wav are checked against the data by write_media
     if seconds is not None or primer is not None:
         options.update(media_options(model, spec.load_data(), seconds, Path(primer) if primer else None))
@@ -82,6 +85,8 @@ def sample(
         samples = samples.cpu()
     if model.output == "table":
         return _table_samples(model, samples, out)
+    if model.output == "series":
+        return _series_samples(model, samples, out)
     if out is not None:
         write_samples(samples, spec, out)
     return samples
@@ -97,6 +102,30 @@ def _table_samples(model, rows: torch.Tensor, out: Path | None) -> pd.DataFrame:
         text = frame.to_csv(index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",")
         atomic_write_text(out, text)
     return frame
+
+
+def _series_samples(model, windows: torch.Tensor, out: Path | None) -> torch.Tensor:
+    """Windows (n, L, F) back in the series' own units (the run's scaler undone); `out` writes them as
+    .npy, as a long CSV (window, step, one column per feature) or as a plot of the first few."""
+    schema = model.schema
+    values = torch.as_tensor(schema.unscale(windows.double().numpy())) if schema else windows.double()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        suffix = out.suffix.lower()
+        if suffix == ".npy":
+            np.save(out, values.numpy())
+        elif suffix == ".csv":
+            n, length, count = values.shape
+            names = schema.features if schema else [f"f{j}" for j in range(count)]
+            frame = pd.DataFrame(values.reshape(n * length, count).numpy(), columns=names)
+            frame.insert(0, "step", np.tile(np.arange(length), n))
+            frame.insert(0, "window", np.repeat(np.arange(n), length))
+            atomic_write_text(out, frame.to_csv(index=False))
+        else:
+            from genzoo.viz import save_traces
+
+            save_traces(values.float(), out, "series")
+    return values.float()
 
 
 def inpaint(

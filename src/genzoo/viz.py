@@ -1,5 +1,5 @@
 """Pictures of samples: image grids (Pillow); 2-d scatter plots, piano rolls and waveforms (matplotlib);
-and of training: loss curves (matplotlib)."""
+and of training: loss curves (matplotlib); forecasts as fan charts (matplotlib)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from genzoo.data.base import DataInfo
@@ -61,7 +62,8 @@ def save_scatter(points: torch.Tensor, path: str | Path, reference: torch.Tensor
 
 def save_traces(samples: torch.Tensor, path: str | Path, kind: str, count: int = 4) -> None:
     """The first `count` samples one above the other: piano rolls (N, T, keys) as key-by-time
-    images (`kind="music"`), or waveforms (N, 1, L) as lines (`kind="audio"`)."""
+    images (`kind="music"`), waveforms (N, 1, L) as lines (`kind="audio"`), or series windows
+    (N, L, F) as one line per feature (`kind="series"`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,10 +75,12 @@ def save_traces(samples: torch.Tensor, path: str | Path, kind: str, count: int =
         if kind == "music":
             ax.imshow(sample.T.numpy(), origin="lower", aspect="auto", cmap="gray_r", interpolation="nearest")
             ax.set_ylabel("key")
+        elif kind == "series":
+            ax.plot(sample.numpy(), linewidth=1)
         else:
             ax.plot(sample.flatten().numpy(), linewidth=0.5)
             ax.set_ylim(-1, 1)
-    axes[-1, 0].set_xlabel("time step" if kind == "music" else "sample")
+    axes[-1, 0].set_xlabel("sample" if kind == "audio" else "time step")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -89,7 +93,7 @@ def save_samples(samples: torch.Tensor, info: DataInfo, path: str | Path) -> Non
         save_image_grid(samples, path, info.low, info.high)
     elif info.modality == "vector" and info.shape == (2,):
         save_scatter(samples, path)
-    elif info.modality in ("music", "audio"):
+    elif info.modality in ("music", "audio", "series"):
         save_traces(samples, path, info.modality)
 
 
@@ -248,3 +252,37 @@ def save_anomaly_maps(
     if gray.shape[1] != 1:
         gray = gray.mean(1, keepdim=True)
     save_image_grid(torch.cat([gray, scaled]), path, 0.0, 1.0, ncol=len(images))
+
+
+def save_fan_chart(
+    history: dict[str, pd.DataFrame],
+    paths: dict[str, np.ndarray],
+    forecast: pd.DataFrame,
+    path: str | Path,
+    panels: int = 6,
+) -> None:
+    """Each series' recent history, then its forecast: the median path and the 50% and 80% central
+    intervals of the sample paths (S, H, F) shaded, one panel per series and feature (the first `panels`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = [(name, j) for name in paths for j in range(paths[name].shape[2])][:panels]
+    fig, axes = plt.subplots(len(cases), 1, figsize=(7, 2.6 * len(cases)), squeeze=False)
+    for ax, (name, j) in zip(axes[:, 0], cases, strict=True):
+        frame, drawn = history[name], paths[name][:, :, j]
+        feature = frame.columns[j]
+        shown = frame.iloc[-max(4 * drawn.shape[1], 60) :, j]
+        times = forecast.loc[(forecast["series"] == name) & (forecast["feature"] == feature), "time"]
+        ax.plot(shown.index, shown.to_numpy(), color="black", linewidth=1, label="history")
+        for (lo, hi), alpha in (((0.1, 0.9), 0.25), ((0.25, 0.75), 0.45)):
+            low, high = np.quantile(drawn, [lo, hi], axis=0)
+            ax.fill_between(times, low, high, color="tab:blue", alpha=alpha, linewidth=0,
+                            label=f"{round(100 * (hi - lo))}% interval")  # fmt: skip
+        ax.plot(times, np.median(drawn, 0), color="tab:blue", linewidth=1.5, label="median")
+        ax.set_title(f"{name}: {feature}" if len(paths) > 1 else str(feature), fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -2,5 +2,6 @@
 
 from genzoo.apps.anomaly import anomaly
 from genzoo.apps.compression import compress, decompress
+from genzoo.apps.forecast import forecast
 
-__all__ = ["anomaly", "compress", "decompress"]
+__all__ = ["anomaly", "compress", "decompress", "forecast"]

@@ -309,7 +309,11 @@ def anomaly(
 def _reference(spec: RunSpec, model: GenerativeModel) -> torch.Tensor:
     """The run's own validation split, as it was trained (its classes), without mutation noise."""
     try:
-        dataset = load_dataset(spec.data, **without_common(spec.data_options, keep=("train_classes",)))
+        dataset = load_dataset(
+            spec.data,
+            prefer=spec.data_modalities(),
+            **without_common(spec.data_options, keep=("train_classes",)),
+        )
     except GenzooError as err:
         raise GenzooError(
             f"the run's training data '{spec.data}' cannot be read ({err}); its validation split sets the "
@@ -345,7 +349,7 @@ def _scored_data(
             )
         return model.schema.encode(frame), pd.DataFrame({"index": np.arange(len(frame))}), frame
     options = spec.data_options if source == spec.data else {}
-    dataset = load_dataset(source, **without_common(options))
+    dataset = load_dataset(source, prefer=spec.data_modalities(), **without_common(options))
     _check_matches(dataset, model, source)
     names = dataset.split_names if split == "all" else (split,)
     parts = [(name, *dataset.split(name).tensors) for name in names]

@@ -22,8 +22,8 @@ class DataInfo:
     """
 
     name: str
-    modality: str  # "image", "vector", "text", "text-pairs", "music", "audio" or "table"
-    shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors
+    modality: str  # "image", "vector", "text", "text-pairs", "music", "audio", "table" or "series"
+    shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors, (L, F) for series
     levels: int | None  # discrete values per dimension (17, 256, 2); None when continuous
     low: float  # smallest value a dimension can take
     high: float  # largest value a dimension can take
@@ -32,6 +32,8 @@ class DataInfo:
     tokenizer: str | None = field(default=None, repr=False)
     # Tables: the schema as JSON (genzoo.data.tabular.TableSchema), saved by a model as table.json.
     table: str | None = field(default=None, repr=False)
+    # Time series: the schema as JSON (genzoo.data.series.SeriesSchema): features, scaler, frequency.
+    series: str | None = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:

@@ -12,17 +12,23 @@ from genzoo.errors import GenzooError, unknown_name
 
 Loader = Callable[..., Dataset]
 _LOADERS: dict[str, Loader] = {}
-# (predicate on an existing path, loader name): first match wins.
+# (predicate on an existing path, loader name): first match wins, unless a caller prefers a modality.
 _PATH_RULES: list[tuple[Callable[[Path], bool], str]] = []
+# The modality a loader declares it yields, where it declares one: how a CSV that is both a table
+# and a series goes to the loader a model can use (`prefer`).
+_MODALITIES: dict[str, str] = {}
 
 
-def register_dataset(name: str, *, reads: Callable[[Path], bool] | None = None):
-    """Register a loader under `name`; `reads(path)` says it can load a user's path."""
+def register_dataset(name: str, *, reads: Callable[[Path], bool] | None = None, modality: str | None = None):
+    """Register a loader under `name`; `reads(path)` says it can load a user's path, and `modality`
+    the kind of data it yields (`DataInfo.modality`), for `load_dataset(..., prefer=...)`."""
 
     def wrap(fn: Loader) -> Loader:
         _LOADERS[name] = fn
         if reads is not None:
             _PATH_RULES.append((reads, name))
+        if modality is not None:
+            _MODALITIES[name] = modality
         return fn
 
     return wrap
@@ -40,16 +46,34 @@ def dataset_options(name: str) -> dict[str, object]:
     return {**own, **COMMON_OPTIONS}
 
 
-def resolve(name_or_path: str | Path) -> tuple[str, Path | None]:
-    """Which loader handles `name_or_path`, and the path it should read (None for a name)."""
+def dataset_modality(name: str) -> str | None:
+    """The modality loader `name` declared when it was registered, or None."""
+    return _MODALITIES.get(name)
+
+
+def resolve(name_or_path: str | Path, prefer: str | tuple[str, ...] | None = None) -> tuple[str, Path | None]:
+    """Which loader handles `name_or_path`, and the path it should read (None for a name).
+
+    Of the loaders that can read a path, the first registered wins; with `prefer` (modalities, such
+    as the ones a model takes), the first whose declared modality is preferred wins, so a CSV is a
+    table by default and a series for a model of series.
+    """
     key = str(name_or_path)
     if key in _LOADERS:
         return key, None
     path = Path(key).expanduser()
     if path.exists():
+        wanted = (prefer,) if isinstance(prefer, str) else tuple(prefer or ())
+        first = None  # the first reader, taken when no preferred one reads the path
         for reads, name in _PATH_RULES:
-            if reads(path):
-                return name, path
+            is_preferred = _MODALITIES.get(name) in wanted
+            # Predicates may open files: ask only those whose answer can still change the choice.
+            if (is_preferred or first is None) and reads(path):
+                if is_preferred or not wanted:
+                    return name, path
+                first = name
+        if first is not None:
+            return first, path
         readers = ", ".join(sorted({name for _, name in _PATH_RULES})) or "none"
         raise GenzooError(
             f"no dataset loader can read '{path}' (loaders that take paths: {readers}); "
@@ -61,14 +85,17 @@ def resolve(name_or_path: str | Path) -> tuple[str, Path | None]:
     raise unknown_name("dataset", key, _LOADERS)
 
 
-def load_dataset(name_or_path: str | Path, **options) -> Dataset:
-    """Load a registered dataset by name (`"digits"`) or any path a loader can read.
+def load_dataset(
+    name_or_path: str | Path, *, prefer: str | tuple[str, ...] | None = None, **options
+) -> Dataset:
+    """Load a registered dataset by name (`"digits"`) or any path a loader can read (`prefer`:
+    modalities to choose among loaders that all read the path, as in `resolve`).
 
     >>> ds = load_dataset("digits")
     >>> ds.split("train").tensors[0].shape
     torch.Size([1000, 1, 8, 8])
     """
-    name, path = resolve(name_or_path)
+    name, path = resolve(name_or_path, prefer)
     accepted = dataset_options(name)
     for key in options:
         if key not in accepted:

@@ -4,6 +4,7 @@ from genzoo.models import (
     copula,  # noqa: F401  (registers gaussian-copula, tables)
     ctgan,  # noqa: F401  (registers ctgan, tables)
     dbn,  # noqa: F401  (registers the DBN)
+    deepar,  # noqa: F401  (registers deepar, time series)
     diffusion,  # noqa: F401  (registers ddpm)
     flow,  # noqa: F401  (registers RealNVP, Glow, MAF)
     gan,  # noqa: F401  (registers dcgan, wgan-gp, sngan)

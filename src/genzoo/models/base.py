@@ -97,7 +97,7 @@ class GenerativeModel(nn.Module):
     latent_space: ClassVar[bool] = False  # encodes data to latent codes (`encode`)
     reports_bound: ClassVar[bool] = False  # a variational bound (`elbo`) beside its log_prob estimate
     takes_inputs: ClassVar[bool] = False  # maps input sequences to outputs (`sample(inputs=...)`)
-    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll", "table"]] = (
+    output: ClassVar[Literal["tensor", "text", "audio", "piano-roll", "table", "series"]] = (
         "tensor"  # what `sample` returns
     )
     # Anomaly scores beside "nll" (which every family with a log_prob offers), computed by
@@ -109,6 +109,8 @@ class GenerativeModel(nn.Module):
     codes_exactly: ClassVar[bool] = False
     # `latent_posterior` and `observation_probs` give q(z|x) and p(x|z): bits-back coding (VAEs).
     bits_back: ClassVar[bool] = False
+    # `forecast` continues given series with sample paths, up to `max_horizon()` steps (`genzoo forecast`).
+    forecasts: ClassVar[bool] = False
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -123,6 +125,7 @@ class GenerativeModel(nn.Module):
             "has_anomaly_map": cls.has_anomaly_map,
             "codes_exactly": cls.codes_exactly,
             "bits_back": cls.bits_back,
+            "forecasts": cls.forecasts,
         }
 
     @classmethod
@@ -198,6 +201,30 @@ class GenerativeModel(nn.Module):
     def observation_probs(self, z: torch.Tensor) -> torch.Tensor:
         """p(x_d = level | z) for latents (N, latent_dim): (N, D, levels) float32 (where `bits_back`)."""
         raise GenzooError(f"model '{self.name}' has no per-dimension p(x|z) to code with")
+
+    def max_horizon(self) -> int:
+        """The longest horizon `forecast` draws, in steps, as the model's config sets it (where `forecasts`)."""
+        raise self._no_forecasts()
+
+    @torch.no_grad()
+    def forecast(
+        self,
+        history: torch.Tensor,
+        horizon: int,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample paths continuing `history` (N, T, F), in the dataset's units: (N, num_samples, horizon, F),
+        deterministic for a seeded `generator`, never touching the global RNG (where `forecasts`). A
+        horizon outside 1..`max_horizon()` or a history shorter than the model needs is a GenzooError."""
+        raise self._no_forecasts()
+
+    def _no_forecasts(self) -> GenzooError:
+        return GenzooError(
+            f"model '{self.name}' does not forecast; train a forecasting model on the series "
+            '(`genzoo list --json` shows those with "forecasts": true)'
+        )
 
     def prepare(self, train: torch.Tensor) -> None:
         """Set-up that needs the training data, once before the first step of a new run (fitting a

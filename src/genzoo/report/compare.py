@@ -275,7 +275,9 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
     from genzoo.report.html import write_report
 
     started = time.perf_counter()
-    dataset = load_dataset(config.data, **config.data_options)  # an unknown dataset fails first
+    # An unknown dataset fails first; a CSV loads as what the models read (a table, or a series).
+    prefer = tuple(m for name in config.models for m in get_model_class(name).modalities)
+    dataset = load_dataset(config.data, prefer=prefer, **config.data_options)
     existing = _check_inputs(config)  # and so does every other input: before any training starts
     config.out.mkdir(parents=True, exist_ok=True)
     plan_path = config.out / PLAN_FILE

@@ -198,7 +198,7 @@ def _defaults(spec: Any, model: GenerativeModel) -> dict[str, dict[str, Any]]:
         model_defaults = {}
     train_defaults = TrainConfig.from_dict(dict(cls.train_defaults)).to_dict()
     try:
-        data_defaults = dataset_options(resolve(spec.data)[0])
+        data_defaults = dataset_options(resolve(spec.data, prefer=spec.data_modalities())[0])
     except Exception:  # the data moved since training: the settings stand without their defaults
         data_defaults = {}
     return {"model": model_defaults, "train": train_defaults, "data": data_defaults}

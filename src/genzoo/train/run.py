@@ -68,7 +68,11 @@ class RunSpec:
         return TrainConfig.from_dict({**defaults, **self.train_settings})
 
     def load_data(self) -> Dataset:
-        return load_dataset(self.data, **self.data_options)
+        return load_dataset(self.data, prefer=self.data_modalities(), **self.data_options)
+
+    def data_modalities(self) -> tuple[str, ...]:
+        """The modalities the model reads: a path two loaders read (a CSV: table or series) goes to its."""
+        return get_model_class(self.model).modalities
 
     def save(self, run_dir: Path) -> None:
         payload = {**self.__dict__, "genzoo_version": __version__}
@@ -91,7 +95,7 @@ class RunSpec:
 
 def setting_fields(model: str, data: str) -> dict[str, dict[str, Any]]:
     """Field names and types per scope, for routing `--set` keys."""
-    data_name, _ = resolve(data)
+    data_name, _ = resolve(data, prefer=get_model_class(model).modalities)
     data_hints = {k: (type(v) if v is not None else Any) for k, v in dataset_options(data_name).items()}
     return {
         "model": dataclass_hints(get_model_class(model).Config),

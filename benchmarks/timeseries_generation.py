@@ -1,0 +1,136 @@
+"""Synthetic series windows, scored by TimeGAN's protocol (Yoon et al. 2019) on `sines` and `stocks`.
+
+    python benchmarks/timeseries_generation.py [--data sines stocks] [--models diffusion-ts deepar]
+                                               [--steps N] [--repeats 5] [--reuse] [--quick]
+
+The data (`genzoo.data.series`): `sines`, TimeGAN's 10,000 windows of 24 steps and 5 features
+(sin(f t + p), f and p uniform in [0, 0.1), scaled to [0, 1]); `stocks`, the paper's Google daily
+prices (open, high, low, close, adjusted close, volume), min-max scaled, sliding windows of 24 (3,662).
+Each model trains on the shuffled 80% train split (`genzoo train MODEL --data D`), then draws as many
+windows as the data has; both scores compare them with all the real windows, as the paper does:
+
+- discriminative score: a 2-layer GRU classifier trained to tell real from synthetic windows on 80%
+  of each, |accuracy - 0.5| on the other 20% (0 is best);
+- predictive score: a GRU trained on the synthetic windows to predict the last feature one step ahead
+  from the others, its mean absolute error on the real windows (lower is better; the paper's
+  "real data" row trains it on the real windows).
+
+Means and standard deviations over `--repeats` classifier/predictor seeds (the paper's protocol).
+Anchors: TimeGAN discriminative sines 0.011, stocks 0.102; predictive sines 0.093, stocks 0.038
+(real data 0.036); Diffusion-TS (Yuan & Qiao 2024) discriminative sines 0.006, stocks 0.067.
+Goal (issue 26): below Diffusion-TS on both. Results: benchmarks/results/timeseries_generation.json
+and timeseries_generation.png (real and synthetic windows of each set, first feature).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from common import RESULTS, earlier_runs, logged_train_seconds, save, train_unless_reused
+
+from genzoo.data import load_dataset
+from genzoo.metrics.timeseries import discriminative_score, predictive_score
+from genzoo.models import load
+
+NAME = "timeseries_generation"
+ANCHORS = {
+    "TimeGAN": {"sines": {"discriminative": 0.011, "predictive": 0.093},
+                "stocks": {"discriminative": 0.102, "predictive": 0.038}},
+    "Diffusion-TS": {"sines": {"discriminative": 0.006}, "stocks": {"discriminative": 0.067}},
+    "real data": {"stocks": {"predictive": 0.036}},
+}  # fmt: skip
+STEPS = {"diffusion-ts": 6000, "deepar": 3000}
+
+
+def all_windows(data) -> torch.Tensor:
+    return torch.cat([data.split(s).tensors[0] for s in data.split_names])
+
+
+def scores(real: torch.Tensor, synthetic: torch.Tensor, repeats: int, quick: bool) -> dict:
+    few = {"iterations": 50} if quick else {}
+    start = time.perf_counter()
+    out = {
+        **discriminative_score(real, synthetic, repeats=repeats, **few),
+        **predictive_score(real, synthetic, repeats=repeats, **few),
+    }
+    out["score_seconds"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def plot(panels: dict[str, tuple[torch.Tensor, torch.Tensor]], path: Path) -> None:
+    """Per data set: eight real windows and eight synthetic ones, first feature, overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 2, figsize=(8, 2.6 * len(panels)), squeeze=False)
+    for row, (title, (real, fake)) in zip(axes, panels.items(), strict=True):
+        for ax, windows, label in ((row[0], real, "real"), (row[1], fake, "synthetic")):
+            ax.plot(windows[:8, :, 0].T.numpy(), linewidth=1)
+            ax.set_title(f"{title}: {label}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", nargs="+", default=["sines", "stocks"])
+    parser.add_argument("--models", nargs="+", default=list(STEPS))
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: STEPS)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="score runs already trained in --work")
+    parser.add_argument("--quick", action="store_true", help="smoke test: a few steps and iterations")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-timeseries"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    name = NAME + ("_quick" if args.quick else "")
+    runs = {} if args.quick else earlier_runs(name)
+    panels = {}
+    for data_name in args.data:
+        data = load_dataset(data_name, **({"n": 500} if args.quick and data_name == "sines" else {}))
+        real = all_windows(data)
+        runs[f"real/{data_name}"] = {"data": data_name, "model": "real data",
+                                     **predictive_score(real, real, repeats=args.repeats,
+                                                        **({"iterations": 50} if args.quick else {}))}  # fmt: skip
+        for model_name in args.models:
+            steps = 20 if args.quick else args.steps or STEPS[model_name]
+            run = args.work / ("quick" if args.quick else "") / f"{model_name}-{data_name}"
+            settings = {"max_steps": steps, "seed": 0}
+            if args.quick and data_name == "sines":
+                settings["data.n"] = 500
+            train_unless_reused(model_name, data_name, run, settings, args.reuse)
+            model = load(run)
+            start = time.perf_counter()
+            synthetic = model.sample(len(real), generator=torch.Generator().manual_seed(0))
+            sample_seconds = time.perf_counter() - start
+            row = {"data": data_name, "model": model_name, "steps": steps,
+                   "train_seconds": logged_train_seconds(run), "sample_seconds": round(sample_seconds, 1),
+                   "windows": len(real), **scores(real, synthetic, args.repeats, args.quick)}  # fmt: skip
+            runs[f"{model_name}/{data_name}"] = row
+            panels[f"{data_name} {model_name}"] = (real, synthetic)
+            print(f"{data_name} {model_name}: discriminative {row['discriminative_score']:.4f} "
+                  f"+- {row['discriminative_score_std']:.4f}, predictive {row['predictive_score']:.4f} "
+                  f"+- {row['predictive_score_std']:.4f}", flush=True)  # fmt: skip
+            save(name, {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "anchors": ANCHORS,
+                        "runs": runs})  # fmt: skip
+    if panels and not args.quick:
+        plot(panels, RESULTS / f"{NAME}.png")
+    best = {
+        d: min((r for r in runs.values() if r["data"] == d and r["model"] != "real data"),
+               key=lambda r: r["discriminative_score"], default=None)
+        for d in args.data
+    }  # fmt: skip
+    goal = {d: r is not None and r["discriminative_score"] < ANCHORS["Diffusion-TS"][d]["discriminative"]
+            for d, r in best.items()}  # fmt: skip
+    save(name, {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "anchors": ANCHORS, "runs": runs,
+                "goal_below_diffusion_ts": goal})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
