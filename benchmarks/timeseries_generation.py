@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: STEPS)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="score runs already trained in --work")
+    parser.add_argument(
+        "--summarize", action="store_true", help="only recompute the goal from the saved runs"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: a few steps and iterations")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("runs/bench-timeseries"))
@@ -92,7 +95,7 @@ def main() -> None:
     name = NAME + ("_quick" if args.quick else "")
     runs = {} if args.quick else earlier_runs(name)
     panels = {}
-    for data_name in args.data:
+    for data_name in [] if args.summarize else args.data:
         data = load_dataset(data_name, **({"n": 500} if args.quick and data_name == "sines" else {}))
         real = all_windows(data)
         runs[f"real/{data_name}"] = {"data": data_name, "model": "real data",
@@ -101,7 +104,7 @@ def main() -> None:
         for model_name in args.models:
             steps = 20 if args.quick else args.steps or STEPS[model_name]
             run = args.work / ("quick" if args.quick else "") / f"{model_name}-{data_name}"
-            settings = {"max_steps": steps, "seed": 0}
+            settings = {"max_steps": steps, "train.seed": 0}
             if args.quick and data_name == "sines":
                 settings["data.n"] = 500
             train_unless_reused(model_name, data_name, run, settings, args.reuse)
@@ -113,6 +116,8 @@ def main() -> None:
                    "train_seconds": logged_train_seconds(run), "sample_seconds": round(sample_seconds, 1),
                    "windows": len(real), **scores(real, synthetic, args.repeats, args.quick)}  # fmt: skip
             runs[f"{model_name}/{data_name}"] = row
+            if not args.quick:  # keep what a concurrent invocation (the other data set) saved meanwhile
+                runs = {**earlier_runs(name), **runs}
             panels[f"{data_name} {model_name}"] = (real, synthetic)
             print(f"{data_name} {model_name}: discriminative {row['discriminative_score']:.4f} "
                   f"+- {row['discriminative_score_std']:.4f}, predictive {row['predictive_score']:.4f} "
@@ -121,10 +126,12 @@ def main() -> None:
                         "runs": runs})  # fmt: skip
     if panels and not args.quick:
         plot(panels, RESULTS / f"{NAME}.png")
+    if not args.quick:
+        runs = {**earlier_runs(name), **runs}
     best = {
         d: min((r for r in runs.values() if r["data"] == d and r["model"] != "real data"),
                key=lambda r: r["discriminative_score"], default=None)
-        for d in args.data
+        for d in sorted({r["data"] for r in runs.values()})
     }  # fmt: skip
     goal = {d: r is not None and r["discriminative_score"] < ANCHORS["Diffusion-TS"][d]["discriminative"]
             for d, r in best.items()}  # fmt: skip

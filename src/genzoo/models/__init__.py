@@ -13,6 +13,7 @@ from genzoo.models import (
     rnn_nade,  # noqa: F401  (registers rnn-nade, polyphonic music)
     seq2seq,  # noqa: F401  (registers seq2seq)
     tabddpm,  # noqa: F401  (registers tabddpm, tables)
+    tsdiffusion,  # noqa: F401  (registers diffusion-ts, series)
     tvae,  # noqa: F401  (registers tvae, tables)
     vae,  # noqa: F401  (registers the VAE)
     wavenet,  # noqa: F401  (registers WaveNet, raw audio)
