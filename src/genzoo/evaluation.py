@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from genzoo.apps.forecast import backtest
 from genzoo.data.base import Dataset
 from genzoo.data.music import frame_mask
 from genzoo.data.toy2d import toy2d_modes
@@ -109,6 +108,8 @@ class Evaluation:
     @cached_property
     def forecast_scores(self) -> dict[str, Any]:
         """mase, smape, crps and (interval) coverage at the model's longest horizon, with the backtest."""
+        from genzoo.apps.forecast import backtest  # the forecast app, only when a forecaster is evaluated
+
         series, starts = getattr(self.data, "series", None), getattr(self.data, "test_start", None)
         if not series or not starts:
             raise GenzooError(

@@ -49,7 +49,7 @@ from genzoo.nn.embeddings import TimestepEmbedding
 from genzoo.nn.likelihoods import Rescale, normal
 from genzoo.nn.sequence import ConditionedBlock
 from genzoo.progress import track
-from genzoo.samplers import DENOISING_LEVELS, SCHEDULES, NoiseSchedule, sampler_spec
+from genzoo.samplers import DENOISING_LEVELS, NoiseSchedule, sampler_spec
 
 SAMPLE_CHUNK = 1000  # windows per network call while sampling: bounds the activations' memory
 
@@ -161,8 +161,6 @@ class DiffusionTS(SeriesModel):
         self.shape = tuple(c.data_shape)
         if len(self.shape) != 2 or min(self.shape) < 1:
             raise GenzooError(f"diffusion-ts models series windows (L, F); got data of shape {self.shape}")
-        if c.schedule not in SCHEDULES:
-            raise GenzooError(f"unknown noise schedule '{c.schedule}'; choose one of: {', '.join(SCHEDULES)}")
         if c.d_model < 2 or c.n_heads < 1 or c.d_model % c.n_heads:
             raise GenzooError(f"d_model ({c.d_model}) must be a positive multiple of n_heads ({c.n_heads})")
         if c.n_layers < 1:
