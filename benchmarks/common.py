@@ -155,12 +155,30 @@ def train_unless_reused(
     model: str, data: str, run: Path, settings: dict, reuse: bool, device: str = "auto"
 ) -> Path:
     """Train `model` on `data` into `run` from scratch, or keep the finished run there when `reuse`
-    (the benchmarks' --reuse: evaluate again without retraining)."""
+    (the benchmarks' --reuse: evaluate again without retraining) and it was trained with these
+    settings: a run left by another configuration is trained again, not scored as this one."""
     import shutil
 
     from genzoo.train import train
 
-    if not (reuse and (run / "model.safetensors").is_file()):
+    if not (reuse and (run / "model.safetensors").is_file() and _trained_with(run, model, data, settings)):
         shutil.rmtree(run, ignore_errors=True)
         train(model, data, run, settings, device=device, quiet=True)
     return run
+
+
+def _trained_with(run: Path, model: str, data: str, settings: dict) -> bool:
+    """Whether RUN/run.json records this model, data and every one of these settings."""
+    try:
+        spec = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    recorded = {
+        **spec.get("data_options", {}),
+        **spec.get("model_settings", {}),
+        **spec.get("train_settings", {}),
+    }
+    for scope, key in (("data", "data_options"), ("model", "model_settings"), ("train", "train_settings")):
+        recorded.update({f"{scope}.{k}": v for k, v in spec.get(key, {}).items()})  # dotted --set names
+    same = all(json.dumps(recorded.get(k)) == json.dumps(v) for k, v in settings.items())
+    return spec.get("model") == model and spec.get("data") == str(data) and same
