@@ -76,6 +76,19 @@ def rbm_report(rbm: RBM, test: torch.Tensor, seed: int) -> dict:
     }
 
 
+def rbm_from_sklearn(model, train_x: torch.Tensor) -> RBM:
+    """A genzoo RBM holding a fitted scikit-learn BernoulliRBM's weights, so genzoo's exact
+    pseudo-likelihood and AIS score both alike; `train_x` gives the AIS base rates."""
+    rbm = RBM(train_x.shape[1], model.components_.shape[0], visible="binomial", levels=2)
+    with torch.no_grad():
+        rbm.weight.copy_(torch.from_numpy(model.components_.T).float())
+        rbm.visible_bias.copy_(torch.from_numpy(model.intercept_visible_).float())
+        rbm.hidden_bias.copy_(torch.from_numpy(model.intercept_hidden_).float())
+        rbm.data_mean.copy_(train_x.mean(0))  # the AIS base rates, as a genzoo RBM tracks them
+        rbm.data_count.fill_(len(train_x))
+    return rbm
+
+
 def sklearn_rbm(data, seed: int) -> dict:
     """scikit-learn's BernoulliRBM (PCD) on the same training images; scored with genzoo's AIS and
     exact pseudo-likelihood by loading its weights into a genzoo RBM."""
@@ -86,13 +99,7 @@ def sklearn_rbm(data, seed: int) -> dict:
     start = time.perf_counter()
     model.fit(train_x.numpy())
     seconds = round(time.perf_counter() - start, 1)
-    rbm = RBM(train_x.shape[1], SKLEARN_RBM["n_components"], visible="binomial", levels=2)
-    with torch.no_grad():
-        rbm.weight.copy_(torch.from_numpy(model.components_.T).float())
-        rbm.visible_bias.copy_(torch.from_numpy(model.intercept_visible_).float())
-        rbm.hidden_bias.copy_(torch.from_numpy(model.intercept_hidden_).float())
-        rbm.data_mean.copy_(train_x.mean(0))  # the AIS base rates, as a genzoo RBM tracks them
-        rbm.data_count.fill_(len(train_x))
+    rbm = rbm_from_sklearn(model, train_x)
     log_z = rbm.ais_log_partition(
         AIS["ais_betas"], AIS["ais_chains"], generator=torch.Generator().manual_seed(seed)
     ).log_z

@@ -243,3 +243,22 @@ def test_resumed_progress_counts_from_the_checkpoint(gaussian_model, tmp_path, c
     train("test-gaussian", "digits", tmp_path / "run", {"max_steps": 30}, resume=True)
     steps = [int(PROGRESS_LINE.match(line)[1]) for line in capsys.readouterr().err.splitlines()]
     assert steps == list(range(18, 31, 3))
+
+
+def test_train_steps_take_the_same_steps_as_fit(gaussian_model, tmp_path):
+    """What benchmarks time (`train_steps`) is what `fit` does: same batches, noise and updates."""
+    data = load_dataset("digits")
+    config = TrainConfig(**{**_settings(max_steps=40), "ema_decay": 0.0})  # past the first epoch (32 steps)
+    torch.manual_seed(0)
+    fitted = Trainer(gaussian_model.for_data(data.info), data, config, tmp_path / "fit", quiet=True)
+    fitted.fit()
+    torch.manual_seed(0)
+    stepped = Trainer(gaussian_model.for_data(data.info), data, config, tmp_path / "steps", quiet=True)
+    stepped.train_steps(40)
+    assert stepped.step == 40
+    assert not (tmp_path / "steps" / "metrics.jsonl").exists()  # no logging, validation or checkpoint
+    for (name, a), b in zip(
+        fitted.model.state_dict().items(), stepped.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert not torch.equal(stepped.model.mean, gaussian_model.for_data(data.info).mean)

@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine (torchrun's --nproc_per_node; one GPU each on CUDA)",
+    )
 
     p = sub.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run", type=Path, help="run directory")
@@ -305,7 +311,14 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from genzoo.settings import parse_assignments, parse_duration, read_config_file
+    from genzoo.train.distributed import launch, world_from_env
     from genzoo.train.run import train
+
+    if args.nproc < 1:
+        raise GenzooError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and not world_from_env().sharded:  # start the processes; each runs this command
+        launch(args.nproc, without_nproc(args.argv))
+        return
 
     settings = read_config_file(args.config) if args.config else {}
     settings.update(parse_assignments(args.set))
@@ -319,8 +332,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     model, metrics = train(
         args.model, args.data, args.out, settings, resume=args.resume, device=args.device, quiet=args.quiet
     )
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    print(f"trained {model.name} into {args.out}: {shown}")
+    if world_from_env().main:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        print(f"trained {model.name} into {args.out}: {shown}")
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus `--nproc N` / `--nproc=N` (what each launched process runs)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 # The flags `sample` hands to the model's sample() as options, when given.
@@ -526,10 +553,12 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage mistake already said in one line
         return int(stop.code or 0)
+    args.argv = argv  # what `train --nproc N` hands on to the processes it starts
     try:
         COMMANDS[args.command](args)
     except GenzooError as err:

@@ -246,6 +246,11 @@ class GenerativeModel(nn.Module):
         time budget (`settings`: those given). Most families have none."""
         return {}
 
+    def note_step(self, step: int) -> None:
+        """The Trainer's step number, told before every training loss. Families that schedule by
+        step (a KL warm-up, greedy layer-wise training) set their counter from it: counting their own
+        loss calls would go wrong under grad_accum and across data-parallel processes."""
+
     def no_weight_decay(self) -> list[nn.Parameter]:
         """Matrices AdamW must not decay (e.g. embeddings); biases and norm gains never are."""
         return []

@@ -542,6 +542,9 @@ class DBN(GenerativeModel):
         """The layer the next training step trains (see the module docstring)."""
         return min(int(self.steps_seen) // self.config.layer_steps, len(self.rbms) - 1)
 
+    def note_step(self, step: int) -> None:
+        self.steps_seen.fill_(step)  # the loss counts on from here (its own count when called directly)
+
     def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
         """Contrastive-divergence surrogate for the current layer; `pseudo_nll`/`recon` for monitoring.
 

@@ -283,6 +283,9 @@ class VAE(GenerativeModel):
         return kl_mc.mean(0).unsqueeze(1).expand(-1, mu.shape[1]) / mu.shape[1]
 
     # ---- training ---------------------------------------------------------------------
+    def note_step(self, step: int) -> None:
+        self.steps_seen.fill_(step)  # the loss counts on from here (its own count when called directly)
+
     def loss(self, batch: Any, phase: str = "main") -> dict[str, torch.Tensor]:
         """The negative training objective per example, averaged over the batch.
 

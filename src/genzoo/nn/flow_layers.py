@@ -168,6 +168,11 @@ class CouplingNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Channels-last when no gradient is taken (sampling, evaluation): oneDNN's convolutions skip
+        # their layout conversions, 2x faster on CPU (issue 27), the same values up to rounding.
+        # Training keeps the default layout, so runs stay bit-identical to those already published.
+        if not torch.is_grad_enabled():
+            x = x.contiguous(memory_format=torch.channels_last)
         h = self.inp(x)
         for block in self.blocks:
             h = h + block(h)
@@ -256,21 +261,24 @@ class MAFLayer(FlowLayer):
         super().__init__()
         self.made = MADE(dim, hidden, 2, order=order, act=act)
 
-    def _params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.made(x)
-        mu, raw = out[:, 0], out[:, 1]
-        return mu, 4.0 * torch.tanh(raw / 4.0)  # a soft clamp of the log-scale to (-4, 4)
+    @staticmethod
+    def _log_scale(raw: torch.Tensor) -> torch.Tensor:
+        return 4.0 * torch.tanh(raw / 4.0)  # a soft clamp of the log-scale to (-4, 4)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, alpha = self._params(x)
+        out = self.made(x)
+        mu, alpha = out[:, 0], self._log_scale(out[:, 1])
         return (x - mu) * torch.exp(-alpha), -alpha.sum(1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         x = torch.zeros_like(y)
+        tracked = torch.is_grad_enabled()
         for d in torch.argsort(self.made.order).tolist():  # dimensions in autoregressive order
-            mu, alpha = self._params(x)
-            x = x.clone()  # no in-place edit of a tensor autograd may still need
-            x[:, d] = y[:, d] * torch.exp(alpha[:, d]) + mu[:, d]
+            out = self.made(x)  # only dimension d is new: the others' scales are not computed
+            value = y[:, d] * torch.exp(self._log_scale(out[:, 1, d])) + out[:, 0, d]
+            if tracked:
+                x = x.clone()  # no in-place edit of a tensor autograd may still need
+            x[:, d] = value
         return x
 
 

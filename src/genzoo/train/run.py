@@ -22,6 +22,7 @@ import math
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from genzoo.settings import dataclass_hints, route
 from genzoo.train.card import CURVES_FILE, write_card
 from genzoo.train.config import TrainConfig
 from genzoo.train.device import resolve_device
+from genzoo.train.distributed import World, barrier, device_for, join, leave
 from genzoo.train.lock import RunLock
 from genzoo.train.monitor import collapse_monitor
 from genzoo.train.trainer import METRICS_FILE, STATE_FILE, Trainer, read_metrics, read_state
@@ -136,6 +138,9 @@ def train(
     whole call (a second writer gets a GenzooError naming the first); a run that stopped before
     its first checkpoint starts again from step 0 (with or without `resume`).
 
+    Under torchrun (or `genzoo train --nproc N`) every process calls this; they share each step's
+    batch and average their gradients (genzoo.train.distributed), and only rank 0 writes the run.
+
     >>> model, metrics = train("vae", "digits", "runs/vae", {"max_steps": 200})  # doctest: +SKIP
     """
     out = Path(out)
@@ -149,35 +154,63 @@ def train(
     config = spec.train_config()
     dataset = spec.load_data()
     instance = build_model(cls, dataset, spec.model_settings, config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    with RunLock(out):
-        for leftover in out.glob("*.tmp"):  # a write that a kill cut short; the real file is intact
-            leftover.unlink()
+    world = join(resolve_device(device))
+    try:
+        return _train_in(out, spec, cls, dataset, instance, config, world, resume, device, quiet)
+    finally:
+        leave(world)
+
+
+def _train_in(
+    out: Path,
+    spec: RunSpec,
+    cls: type[GenerativeModel],
+    dataset: Dataset,
+    instance: GenerativeModel,
+    config: TrainConfig,
+    world: World,
+    resume: bool,
+    device: str,
+    quiet: bool,
+) -> tuple[GenerativeModel, dict[str, float]]:
+    device = str(device_for(world, resolve_device(device)))
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out) if world.main else nullcontext():
+        if world.main:
+            for leftover in out.glob("*.tmp"):  # a write that a kill cut short; the real file is intact
+                leftover.unlink()
         has_checkpoint = (out / STATE_FILE).is_file()
         if has_checkpoint and not resume:
             raise GenzooError(
                 f"'{out}' already holds a run; pass --resume to continue it or choose another --out"
             )
-        if (out / RUN_FILE).is_file() and not has_checkpoint:
+        if (out / RUN_FILE).is_file() and not has_checkpoint and world.main:
             _say(f"'{out}' holds a run stopped before its first checkpoint; starting it from step 0")
             _clear_attempt(out)
+        barrier(world)  # the others start once rank 0 has cleared what a stopped attempt left
         previous_spec = (out / RUN_FILE).read_bytes() if (out / RUN_FILE).is_file() else None
         monitor = (
             collapse_monitor(dataset, config.monitor_samples, config.seed) if config.monitor_samples else None
         )
-        trainer = Trainer(instance, dataset, config, out, device=device, quiet=quiet, monitor=monitor)
+        trainer = Trainer(
+            instance, dataset, config, out, device=device, quiet=quiet, monitor=monitor, world=world
+        )
         if has_checkpoint:
             trainer.load_checkpoint()  # before run.json is rewritten: a bad checkpoint changes nothing
         elif config.time_budget:
             instance, trainer = _plan_budget(trainer, spec, cls, dataset, device)
-        spec.save(out)
+        if world.main:
+            spec.save(out)
         try:
             metrics = trainer.fit(resume=has_checkpoint)
         except GenzooError:  # diverged: the checkpoint is untouched, and so is what run.json said
-            if previous_spec is not None:
+            if previous_spec is not None and world.main:
                 atomic_write_text(out / RUN_FILE, previous_spec.decode())
             raise
         instance.load_state_dict(trainer.inference_state())  # what model.safetensors holds (EMA, best)
+        if not world.main:
+            return instance, metrics
         if trainer.config.preview_samples:
             write_preview(
                 instance, dataset, out / PREVIEW_FILE, trainer.config.seed, trainer.config.preview_samples
@@ -286,7 +319,7 @@ def _plan_budget(
             [f"--max-steps {steps}", *(f"--set {k}={v}" for k, v in {**fixed, **model_fixed}.items())]
         ),
     }
-    _say(
+    (_say if trainer.world.main else lambda _: None)(
         f"planned {steps} steps for the {config.time_budget:g} s budget ({per_step:.4g} s a step); "
         f"`{spec.budget_plan['reproduce']}` reproduces this run",
     )
@@ -300,6 +333,7 @@ def _plan_budget(
         device=device,
         quiet=trainer.quiet,
         monitor=trainer.monitor,
+        world=trainer.world,
     )
     return instance, fresh
 
