@@ -158,3 +158,45 @@ def test_cli_takes_steps_from_with_the_budget_it_was_calibrated_for():
         build_parser().parse_args(
             ["compare", "--data", "digits", "--out", "r", "--time-budget", "2m", "--max-steps", "5"]
         )
+
+
+def test_ray_executor_writes_the_local_executors_table(calibrated, tmp_path):
+    """Each training a Ray task on a local instance (2 CPUs): same steps and seeds, same numbers,
+    and the model that cannot train fails there as it does locally."""
+    ray = pytest.importorskip("ray")
+    config, first = calibrated
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = run_compare(
+            CompareConfig(
+                out=tmp_path / "ray",
+                models=["vae", "dcgan", "glow"],
+                time_budget=2.0,
+                steps_from=config.out,
+                settings=VAE,
+                executor="ray",
+                **TINY,
+            )
+        )
+    finally:
+        ray.shutdown()
+    assert remote["models"]["glow"]["status"] == first["models"]["glow"]["status"] == "failed"
+    assert remote["models"]["glow"]["failures"] == first["models"]["glow"]["failures"]
+    for model in ("vae", "dcgan"):
+        metrics = first["models"][model]["metrics"]
+        for key in ("fid", "kid", "precision", "recall", "coverage", "nll", "steps_done"):
+            if key in metrics:
+                assert remote["models"][model]["metrics"][key]["values"] == metrics[key]["values"], (
+                    model,
+                    key,
+                )
+    assert remote["recommendation"]["summary"] == first["recommendation"]["summary"]
+
+
+def test_executor_is_checked_and_ray_is_optional(tmp_path, monkeypatch):
+    with pytest.raises(GenzooError, match="--executor must be one of local, ray"):
+        CompareConfig(data="digits", out=tmp_path, models=["vae"], executor="spark")
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    code = main(["compare", "--data", "toy2d-ring", "--models", "vae", "--max-steps", "2", "--executor", "ray",
+                 "--out", str(tmp_path / "r"), "--quiet"])  # fmt: skip
+    assert code == 2

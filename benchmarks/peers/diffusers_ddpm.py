@@ -48,11 +48,9 @@ three ways; `--quick`: 21 steps and 256 samples per side.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, batches, genzoo_trainer, one_thread, parameter_count, row, save
+from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
 
 from genzoo.metrics import classifier_cache_dir, domain_classifier_for, frechet_distance
 
@@ -167,12 +165,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from run import table
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="smoke check: under a minute")
-    args = parser.parse_args()
-    one_thread()
-    rows = run(args.quick)
-    save("peers_diffusers_ddpm" + ("_quick" if args.quick else ""), {"rows": rows})
-    print(table(rows))
+    run_alone("diffusers_ddpm", run)

@@ -60,12 +60,10 @@ Architectures and what differs:
 
 from __future__ import annotations
 
-import argparse
-
 import normflows as nf
 import torch
 import zuko
-from sidebyside import alternate, batches, genzoo_trainer, one_thread, parameter_count, row, save
+from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
 
 from genzoo.data import load_dataset
 from genzoo.metrics.likelihood import discrete_nll_from_density
@@ -418,12 +416,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from run import table
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    one_thread()
-    rows = run(args.quick)
-    save("peers_flows_maf_realnvp" + ("_quick" if args.quick else ""), {"rows": rows})
-    print(table(rows))
+    run_alone("flows_maf_realnvp", run)

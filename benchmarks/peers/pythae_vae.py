@@ -49,7 +49,6 @@ genzoo's own `log_prob` to ~0.02 nats at K = 1000). --quick: 51 steps, K = 50, 2
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
 
@@ -59,7 +58,7 @@ from pythae.data.datasets import DatasetOutput
 from pythae.models import IWAE, VAE, IWAEConfig, VAEConfig
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
-from sidebyside import alternate, batches, genzoo_trainer, one_thread, parameter_count, row, save
+from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
 from torch import nn
 
 from genzoo.data import load_dataset
@@ -278,12 +277,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from run import table
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="smoke check (under a minute)")
-    args = parser.parse_args()
-    one_thread()
-    rows = run(args.quick)
-    save("peers_pythae_vae" + ("_quick" if args.quick else ""), {"rows": rows})
-    print(table(rows))
+    run_alone("pythae_vae", run)

@@ -19,7 +19,7 @@ import argparse
 import importlib
 import time
 
-from sidebyside import one_thread, save
+from sidebyside import one_thread, save, table
 
 PAIRS = {
     "diffusers": "diffusers_ddpm",
@@ -28,28 +28,6 @@ PAIRS = {
     "transformers": "transformers_gpt",
     "sklearn": "sklearn_rbm",
 }
-
-
-def quality_text(quality: dict | None) -> str:
-    if not quality:
-        return ""
-    return f"{quality['metric']} {quality['genzoo']:.4g} vs {quality['peer']:.4g} ({quality['better']} is better)"
-
-
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| pair | task | genzoo | peer | genzoo / peer (wall) | (CPU time) | parameters (genzoo / peer) "
-        "| quality after the same steps |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        params = r.get("parameters", {})
-        counts = f"{params['genzoo']:,} / {params['peer']:,}" if params else ""
-        lines.append(
-            f"| {r['pair']} | {r['task']} | {r['genzoo']:.4g} {r['unit']} | {r['peer']:.4g} {r['unit']} | "
-            f"{r['ratio']:.2f} | {r['cpu_ratio']:.2f} | {counts} | {quality_text(r.get('quality'))} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:

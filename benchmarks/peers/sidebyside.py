@@ -8,6 +8,7 @@ burst of load on the machine slows both alike; the rate reported is the median o
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import statistics
 import sys
@@ -28,7 +29,9 @@ from genzoo.train.config import TrainConfig  # noqa: E402
 from genzoo.train.run import build_model  # noqa: E402
 from genzoo.train.trainer import Trainer  # noqa: E402
 
-__all__ = ["alternate", "batches", "genzoo_trainer", "one_thread", "parameter_count", "row", "save"]
+__all__ = [
+    "alternate", "batches", "genzoo_trainer", "one_thread", "parameter_count", "row", "run_alone", "save", "table",
+]  # fmt: skip
 
 
 def one_thread(seed: int = 0) -> None:
@@ -113,3 +116,36 @@ def row(
         "cpu_ratio": round(ours["cpu_rate"] / theirs["cpu_rate"], 3),
         **extra,
     }
+
+
+def quality_text(quality: dict | None) -> str:
+    if not quality:
+        return ""
+    return f"{quality['metric']} {quality['genzoo']:.4g} vs {quality['peer']:.4g} ({quality['better']} is better)"
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| pair | task | genzoo | peer | genzoo / peer (wall) | (CPU time) | parameters (genzoo / peer) "
+        "| quality after the same steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        params = r.get("parameters", {})
+        counts = f"{params['genzoo']:,} / {params['peer']:,}" if params else ""
+        lines.append(
+            f"| {r['pair']} | {r['task']} | {r['genzoo']:.4g} {r['unit']} | {r['peer']:.4g} {r['unit']} | "
+            f"{r['ratio']:.2f} | {r['cpu_ratio']:.2f} | {counts} | {quality_text(r.get('quality'))} |"
+        )
+    return "\n".join(lines)
+
+
+def run_alone(name: str, run: Callable[[bool], list[dict]]) -> None:
+    """A pair's script run by itself: `--quick`, one thread, RESULTS/peers_NAME[_quick].json, the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smoke check (under a minute)")
+    args = parser.parse_args()
+    one_thread()
+    rows = run(args.quick)
+    save(f"peers_{name}" + ("_quick" if args.quick else ""), {"rows": rows})
+    print(table(rows))

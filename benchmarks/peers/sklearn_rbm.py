@@ -16,12 +16,11 @@ genzoo RBM): the test NLL by AIS (nats per image) and the exact test pseudo-NLL.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
-from sidebyside import alternate, batches, genzoo_trainer, one_thread, row, save
+from sidebyside import alternate, batches, genzoo_trainer, row, run_alone
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -77,12 +76,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from run import table
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    one_thread()
-    rows = run(args.quick)
-    save("peers_sklearn" + ("_quick" if args.quick else ""), {"rows": rows})
-    print(table(rows))
+    run_alone("sklearn", run)

@@ -47,11 +47,9 @@ max_new_tokens=63)` with no end-of-text token, so both always emit exactly 63 to
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, batches, genzoo_trainer, one_thread, parameter_count, row, save
+from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
 
 PAIR = "transformers / gpt"
 NAMES = ("genzoo gpt", "transformers GPT2LMHeadModel")
@@ -234,12 +232,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from run import table
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="smoke check (under a minute)")
-    args = parser.parse_args()
-    one_thread()
-    rows = run(args.quick)
-    save("peers_transformers_gpt" + ("_quick" if args.quick else ""), {"rows": rows})
-    print(table(rows))
+    run_alone("transformers_gpt", run)

@@ -276,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads for training and evaluation (0 = default)"
     )
+    p.add_argument(
+        "--executor",
+        default="local",
+        help="local (this machine, one run after another) or ray (each run a Ray task; genzoo[distributed])",
+    )
+    p.add_argument(
+        "--address", help="ray: the cluster's address (auto, ray://host:10001; default: a local one)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -514,6 +522,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         nll_examples=args.nll_examples,
         device=args.device,
         threads=args.threads,
+        executor=args.executor,
+        address=args.address,
         quiet=args.quiet,
     )
     results = run_compare(config)

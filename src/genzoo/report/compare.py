@@ -43,7 +43,8 @@ import torch
 
 from genzoo.errors import GenzooError
 from genzoo.progress import reporting
-from genzoo.report.worker import TRAIN_MARKER, describe_failure, read_json, run_worker, write_json
+from genzoo.report.executors import EXECUTORS, make_executor
+from genzoo.report.worker import TRAIN_MARKER, describe_failure, read_json, write_json
 
 if TYPE_CHECKING:
     from genzoo.data.tabular import TableSchema
@@ -81,6 +82,8 @@ class CompareConfig:
     threads: int = 0  # torch threads for training and evaluation; 0 = torch's default
     calibration_seconds: float = 0.0  # 0 = 5% of the budget, between 3 and 15 s
     isolate: bool = True  # each training in its own process (see run_worker)
+    executor: str = "local"  # "local" (this machine, one run after another) or "ray" (report/executors.py)
+    address: str | None = None  # the Ray cluster's address ("auto", "ray://host:10001"); None = a local one
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -99,6 +102,8 @@ class CompareConfig:
             raise GenzooError("--max-steps must be positive")
         if self.priority not in PRIORITIES:
             raise GenzooError(f"--priority must be one of {', '.join(PRIORITIES)}, got '{self.priority}'")
+        if self.executor not in EXECUTORS:
+            raise GenzooError(f"--executor must be one of {', '.join(EXECUTORS)}, got '{self.executor}'")
         if self.num_samples < 2:
             raise GenzooError("--num-samples must be at least 2")
         unknown = set(self.settings) - set(self.models)
@@ -272,7 +277,6 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
 def _run_compare(config: CompareConfig) -> dict[str, Any]:
     from genzoo.data import load_dataset
     from genzoo.models import get_model_class
-    from genzoo.report.html import write_report
 
     started = time.perf_counter()
     # An unknown dataset fails first; a CSV loads as what the models read (a table, or a series).
@@ -290,55 +294,24 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
             )
         plan.update(earlier)
 
-    jobs = [(m, config.seed + r) for m in config.models for r in range(config.repeats)]
+    pairs = [(m, config.seed + r) for m in config.models for r in range(config.repeats)]
     budget = config.time_budget if not config.max_steps else 0.0
-    progress = Stages(len(jobs) + len(config.runs), budget, config.quiet)
+    progress = Stages(len(pairs) + len(config.runs), budget, config.quiet)
+    jobs = [_job(config, model, seed, plan) for model, seed in pairs]
+    finished = [_finished(job) for job in jobs]
+    executor = make_executor(config, [job for job, done in zip(jobs, finished, strict=True) if done is None])
     records: list[dict[str, Any]] = []
-    for i, (model, seed) in enumerate(jobs):
-        settings = {
-            **get_model_class(model).compare_settings,
-            **config.settings.get(model, {}),
-            **{f"data.{k}": v for k, v in config.data_options.items()},
-        }
-        pkey = plan_key(config, model, settings)
-        steps = config.max_steps or (plan.get(pkey) or {}).get("steps")
-        run_dir = config.out / "runs" / model / f"seed{seed}"
-        job = {
-            "model": model,
-            "data": config.data,
-            "seed": seed,
-            "settings": settings,
-            "steps": steps,
-            "time_budget": config.time_budget,
-            # Only a run calibrated just now can have been misjudged; planned steps (a rerun,
-            # --steps-from) are trained to the end, so they reproduce on any machine.
-            "time_cap": round(TIME_CAP * config.time_budget, 1) if steps is None else 0,
-            "calibration_seconds": config.calibration_seconds
-            or min(15.0, max(3.0, 0.05 * config.time_budget)),
-            "device": config.device,
-            "threads": config.threads,
-            "out": str(run_dir),
-            "quiet": config.quiet,
-        }
-        # The key leaves out the step count (a run that calibrated has none in its job, only in its
-        # result) and the time cap (a guard, not a setting).
-        job["key"] = _hash(
-            {
-                k: v
-                for k, v in job.items()
-                if k not in ("steps", "quiet", "out", "calibration_seconds", "time_cap")
-            }
-        )
-        done = read_json(run_dir / TRAIN_MARKER) or {}
-        if steps and (done.get("key"), done.get("status"), done.get("steps")) == (job["key"], "ok", steps):
+    for i, (job, done) in enumerate(zip(jobs, finished, strict=True)):
+        model, seed, steps, run_dir = job["model"], job["seed"], job["steps"], Path(job["out"])
+        if done is not None:
             progress.say(f"{i + 1}/{len(jobs)} {model} seed {seed}: reusing the finished run")
             trained, reused = done, True
         else:
             what = f"{steps} steps" if steps else f"calibrating, then {_duration(config.time_budget)}"
-            progress.say(f"{i + 1}/{len(jobs)} training {model} seed {seed} ({what})")
-            trained, reused = run_worker(job, config.isolate), False
+            progress.say(f"{i + 1}/{len(jobs)} training {model} seed {seed} ({what}){executor.where}")
+            trained, reused = executor.result(job), False
             if trained["status"] == "ok" and steps is None:
-                plan[pkey] = {
+                plan[job["plan_key"]] = {
                     "model": model,
                     "steps": trained["steps"],
                     "calibration": trained["calibration"],
@@ -351,6 +324,66 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
         trained = _existing_run(Path(run), spec.model)
         records.append(_evaluate(trained, Path(run), config, progress))
         progress.job_done(trained=False)
+    return _write_results(config, dataset, records, plan, started, progress)
+
+
+def _job(config: CompareConfig, model: str, seed: int, plan: dict[str, Any]) -> dict[str, Any]:
+    """What one training is asked to do (JOB.json for the worker, a task for Ray), with its key."""
+    from genzoo.models import get_model_class
+
+    settings = {
+        **get_model_class(model).compare_settings,
+        **config.settings.get(model, {}),
+        **{f"data.{k}": v for k, v in config.data_options.items()},
+    }
+    pkey = plan_key(config, model, settings)
+    steps = config.max_steps or (plan.get(pkey) or {}).get("steps")
+    run_dir = config.out / "runs" / model / f"seed{seed}"
+    job = {
+        "model": model,
+        "data": config.data,
+        "seed": seed,
+        "settings": settings,
+        "steps": steps,
+        "time_budget": config.time_budget,
+        # Only a run calibrated just now can have been misjudged; planned steps (a rerun,
+        # --steps-from) are trained to the end, so they reproduce on any machine.
+        "time_cap": round(TIME_CAP * config.time_budget, 1) if steps is None else 0,
+        "calibration_seconds": config.calibration_seconds or min(15.0, max(3.0, 0.05 * config.time_budget)),
+        "device": config.device,
+        "threads": config.threads,
+        "out": str(run_dir),
+        "quiet": config.quiet,
+    }
+    # The key leaves out the step count (a run that calibrated has none in its job, only in its
+    # result) and the time cap (a guard, not a setting).
+    job["key"] = _hash(
+        {
+            k: v
+            for k, v in job.items()
+            if k not in ("steps", "quiet", "out", "calibration_seconds", "time_cap")
+        }
+    )
+    job["plan_key"] = pkey
+    return job
+
+
+def _finished(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of this very training when an earlier compare finished it, else None."""
+    done = read_json(Path(job["out"]) / TRAIN_MARKER) or {}
+    same = (done.get("key"), done.get("status"), done.get("steps")) == (job["key"], "ok", job["steps"])
+    return done if job["steps"] and same else None
+
+
+def _write_results(
+    config: CompareConfig,
+    dataset: Any,
+    records: list[dict[str, Any]],
+    plan: dict[str, Any],
+    started: float,
+    progress: Stages,
+) -> dict[str, Any]:
+    from genzoo.report.html import write_report
 
     results = {
         "schema": SCHEMA,

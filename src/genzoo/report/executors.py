@@ -1,0 +1,89 @@
+"""Where `genzoo compare` trains its runs: one after another on this machine (`local`), or as tasks
+of a Ray cluster (`ray`, the `distributed` extra), each asking for the CPUs (and GPU) it uses.
+
+A Ray task trains and evaluates its run in a Ray worker process and writes both markers beside it
+(compare_train.json, compare_eval.json), as the local worker does; the driver then reads them in
+the models' order, so the report is the one the local executor writes. The report directory must
+be on a file system every Ray node sees (a local Ray instance always does).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from genzoo.errors import GenzooError
+from genzoo.report.worker import run_worker
+
+if TYPE_CHECKING:
+    from genzoo.report.compare import CompareConfig
+
+EXECUTORS = ("local", "ray")
+
+
+class LocalExecutor:
+    """Each training in a child process of this one (or in this process: `isolate=False`)."""
+
+    where = ""
+
+    def __init__(self, config: CompareConfig):
+        self.isolate = config.isolate
+
+    def result(self, job: dict[str, Any]) -> dict[str, Any]:
+        return run_worker(job, self.isolate)
+
+
+def _train_and_evaluate(job: dict[str, Any], config: CompareConfig) -> dict[str, Any]:
+    """One Ray task: the local worker's training, then the evaluation the driver would run."""
+    from pathlib import Path
+
+    from genzoo.report.compare import evaluate_job
+
+    trained = run_worker(job, isolate=False)
+    if trained["status"] == "ok":
+        try:
+            evaluate_job(Path(job["out"]), config)
+        except Exception:  # the driver evaluates again (no marker) and reports why it failed
+            pass
+    return trained
+
+
+class RayExecutor:
+    """Every pending training submitted at once; results collected in order."""
+
+    def __init__(self, config: CompareConfig, jobs: list[dict[str, Any]]):
+        try:
+            import ray
+        except ImportError:
+            raise GenzooError(
+                "--executor ray needs Ray: pip install 'genzoo[distributed]' (or use --executor local)"
+            ) from None
+        self.ray = ray
+        if not ray.is_initialized():
+            try:
+                ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                raise GenzooError(
+                    f"cannot reach the Ray cluster at '{config.address or 'a new local instance'}' ({err}); "
+                    "check --address, or start one with `ray start --head`"
+                ) from None
+        cpus = max(1, config.threads)
+        gpus = 1 if config.device.startswith("cuda") else 0
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_train_and_evaluate)
+        self.futures = {job["key"] + job["out"]: task.remote(job, config) for job in jobs}
+        self.where = f" as a Ray task ({cpus} CPU{'s' if cpus > 1 else ''}{', 1 GPU' if gpus else ''})"
+
+    def result(self, job: dict[str, Any]) -> dict[str, Any]:
+        from genzoo.report.worker import describe_failure
+
+        try:
+            return self.ray.get(self.futures[job["key"] + job["out"]])
+        except self.ray.exceptions.RayError as err:  # the worker died (killed, out of memory, ...)
+            return {"key": job["key"], "model": job["model"], "seed": job["seed"], "status": "failed",
+                    "reason": f"Ray task failed: {describe_failure(err)}"}  # fmt: skip
+
+
+def make_executor(config: CompareConfig, jobs: list[dict[str, Any]]) -> LocalExecutor | RayExecutor:
+    """The executor config.executor names, with `jobs` (the trainings to run) handed to it."""
+    if config.executor == "ray":
+        return RayExecutor(config, jobs)
+    return LocalExecutor(config)
