@@ -74,6 +74,15 @@ def test_two_processes_follow_one_process_with_the_same_global_batch(model, word
     assert state["step"] == STEPS and state["world_size"] == 2
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_under_two_processes(precision, tmp_path):
+    settings = {**COMMON, **CASES["vae"][1], "batch_size": 8, "max_steps": 10, "precision": precision}
+    done = two_processes("vae", "digits", tmp_path / "run", settings)
+    assert done.returncode == 0, done.stderr[-2000:]
+    logged = losses(tmp_path / "run")
+    assert len(logged) == 10 and all(np.isfinite(r["loss"]) for r in logged)
+
+
 def test_resuming_with_another_process_count_says_so(tmp_path, one_thread):
     settings = {**COMMON, **CASES["vae"][1], "batch_size": 8}
     done = two_processes("vae", "digits", tmp_path / "run", {**settings, "max_steps": 10})

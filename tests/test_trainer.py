@@ -262,3 +262,20 @@ def test_train_steps_take_the_same_steps_as_fit(gaussian_model, tmp_path):
     ):
         assert torch.equal(a, b), name
     assert not torch.equal(stepped.model.mean, gaussian_model.for_data(data.info).mean)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_resumes_bit_identically(gaussian_model, tmp_path, precision):
+    settings = _settings(precision=precision, lr=0.5)
+    train("test-gaussian", "digits", tmp_path / "a", {**settings, "max_steps": 30}, quiet=True)
+    train("test-gaussian", "digits", tmp_path / "b", {**settings, "max_steps": 16}, quiet=True)
+    train("test-gaussian", "digits", tmp_path / "b", {"max_steps": 30}, resume=True, quiet=True)
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    losses = [json.loads(s)["loss"] for s in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+              if '"lr"' in s]  # fmt: skip
+    assert losses[-1] < losses[0]
+    state = torch.load(tmp_path / "a" / "trainer_state.pt", weights_only=True)
+    assert (state["scaler"] is not None) == (precision == "fp16")  # fp16's loss scale is resumed too

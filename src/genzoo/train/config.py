@@ -47,7 +47,8 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
     log_every: int = 50
     max_nonfinite: int = 20  # abort after this many non-finite losses in a row
-    precision: Literal["fp32", "bf16"] = "fp32"  # "fp32" or "bf16" (autocast)
+    # "fp32", "bf16" (autocast) or "fp16" (autocast, with a gradient scaler against underflow)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,7 +75,7 @@ class TrainConfig:
             (self.max_nonfinite > 0, "max_nonfinite must be > 0"),
             (self.monitor_samples >= 0, "monitor_samples must be >= 0"),
             (self.preview_samples >= 0, "preview_samples must be >= 0"),
-            (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
+            (self.precision in ("fp32", "bf16", "fp16"), "precision must be 'fp32', 'bf16' or 'fp16'"),
         ]
         for ok, message in checks:
             if not ok:

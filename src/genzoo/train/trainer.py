@@ -89,6 +89,9 @@ class Trainer:
         self.batches_per_step = sum(p.repeats for p in self.phases) * config.grad_accum
         self.optimizers = [self._make_optimizer(p) for p in self.phases]
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+        # fp16: losses scaled up before backward so small gradients do not underflow; a step whose
+        # gradients overflowed is skipped and the scale lowered (the scaler's own bookkeeping).
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.nonfinite_in_a_row = 0
@@ -269,7 +272,8 @@ class Trainer:
                         part = self.model.loss(shard(self._batch(batch_index + j), world), phase=phase.name)
                     if not torch.isfinite(part["loss"]):
                         break
-                    (part["loss"] / (accum * world.size)).backward()
+                    scaled = part["loss"] / (accum * world.size)
+                    (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
                     parts.append({k: v.detach() for k, v in part.items()})
                 batch_index += accum
                 if not sum_gradients(phase.parameters, len(parts) == accum, world):
@@ -277,16 +281,24 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     continue
                 out = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
-                if self.config.grad_clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(phase.parameters, self.config.grad_clip)
-                    if not torch.isfinite(norm):
-                        self._nonfinite(phase.name)
-                        optimizer.zero_grad(set_to_none=True)
-                        continue
-                optimizer.step()
+                if self.scaler is not None:  # overflowed gradients are the scaler's to skip, not a fault
+                    self.scaler.unscale_(optimizer)
+                    if self.config.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(phase.parameters, self.config.grad_clip)
+                    self.scaler.step(optimizer)
+                else:
+                    if self.config.grad_clip > 0:
+                        norm = torch.nn.utils.clip_grad_norm_(phase.parameters, self.config.grad_clip)
+                        if not torch.isfinite(norm):
+                            self._nonfinite(phase.name)
+                            optimizer.zero_grad(set_to_none=True)
+                            continue
+                    optimizer.step()
                 self.nonfinite_in_a_row = 0
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
                 logs.update({prefix + k: float(v.detach()) for k, v in out.items()})
+        if self.scaler is not None:
+            self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.model)
         return mean_logs(logs, world)
@@ -316,8 +328,9 @@ class Trainer:
             )
 
     def _autocast(self):
-        if self.config.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.config.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+            return torch.autocast(self.device.type, dtype=dtype)
         return nullcontext()
 
     def _validate(self, writer: _TensorBoard) -> dict[str, float]:
@@ -439,6 +452,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "train_config": self.config.to_dict(),
             "world_size": self.world.size,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
         tmp = self.out_dir / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
@@ -460,6 +474,8 @@ class Trainer:
                 opt.load_state_dict(opt_state)
             if self.ema is not None and state["ema"] is not None:
                 self.ema.load_state_dict(state["ema"])
+            if self.scaler is not None and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
             rng = state["rng"].cpu()
             step, elapsed, nonfinite = (
                 int(state["step"]),
