@@ -200,3 +200,4 @@ def test_executor_is_checked_and_ray_is_optional(tmp_path, monkeypatch):
     code = main(["compare", "--data", "toy2d-ring", "--models", "vae", "--max-steps", "2", "--executor", "ray",
                  "--out", str(tmp_path / "r"), "--quiet"])  # fmt: skip
     assert code == 2
+    assert not (tmp_path / "r").exists()  # refused before anything was written

@@ -43,7 +43,7 @@ import torch
 
 from genzoo.errors import GenzooError
 from genzoo.progress import reporting
-from genzoo.report.executors import EXECUTORS, make_executor
+from genzoo.report.executors import check_executor, make_executor
 from genzoo.report.worker import TRAIN_MARKER, describe_failure, read_json, write_json
 
 if TYPE_CHECKING:
@@ -102,8 +102,7 @@ class CompareConfig:
             raise GenzooError("--max-steps must be positive")
         if self.priority not in PRIORITIES:
             raise GenzooError(f"--priority must be one of {', '.join(PRIORITIES)}, got '{self.priority}'")
-        if self.executor not in EXECUTORS:
-            raise GenzooError(f"--executor must be one of {', '.join(EXECUTORS)}, got '{self.executor}'")
+        check_executor(self.executor)
         if self.num_samples < 2:
             raise GenzooError("--num-samples must be at least 2")
         unknown = set(self.settings) - set(self.models)

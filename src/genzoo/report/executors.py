@@ -51,12 +51,8 @@ class RayExecutor:
     """Every pending training submitted at once; results collected in order."""
 
     def __init__(self, config: CompareConfig, jobs: list[dict[str, Any]]):
-        try:
-            import ray
-        except ImportError:
-            raise GenzooError(
-                "--executor ray needs Ray: pip install 'genzoo[distributed]' (or use --executor local)"
-            ) from None
+        import ray  # CompareConfig checked that it is installed
+
         self.ray = ray
         if not ray.is_initialized():
             try:
@@ -80,6 +76,19 @@ class RayExecutor:
         except self.ray.exceptions.RayError as err:  # the worker died (killed, out of memory, ...)
             return {"key": job["key"], "model": job["model"], "seed": job["seed"], "status": "failed",
                     "reason": f"Ray task failed: {describe_failure(err)}"}  # fmt: skip
+
+
+def check_executor(name: str) -> None:
+    """A known executor whose library is installed; before anything is written."""
+    if name not in EXECUTORS:
+        raise GenzooError(f"--executor must be one of {', '.join(EXECUTORS)}, got '{name}'")
+    if name == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise GenzooError(
+                "--executor ray needs Ray: pip install 'genzoo[distributed]' (or use --executor local)"
+            ) from None
 
 
 def make_executor(config: CompareConfig, jobs: list[dict[str, Any]]) -> LocalExecutor | RayExecutor:
