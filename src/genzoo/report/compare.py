@@ -298,7 +298,8 @@ def _run_compare(config: CompareConfig) -> dict[str, Any]:
     progress = Stages(len(pairs) + len(config.runs), budget, config.quiet)
     jobs = [_job(config, model, seed, plan) for model, seed in pairs]
     finished = [_finished(job) for job in jobs]
-    executor = make_executor(config, [job for job, done in zip(jobs, finished, strict=True) if done is None])
+    pending = [job for job, done in zip(jobs, finished, strict=True) if done is None]
+    executor = make_executor(config, pending, evaluate_job)
     records: list[dict[str, Any]] = []
     for i, (job, done) in enumerate(zip(jobs, finished, strict=True)):
         model, seed, steps, run_dir = job["model"], job["seed"], job["steps"], Path(job["out"])

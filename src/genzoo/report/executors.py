@@ -9,14 +9,15 @@ be on a file system every Ray node sees (a local Ray instance always does).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from genzoo.errors import GenzooError
 from genzoo.report.worker import run_worker
 
-if TYPE_CHECKING:
-    from genzoo.report.compare import CompareConfig
-
+# compare's evaluation of one run (evaluate_job), handed in: compare imports this module.
+Evaluate = Callable[[Path, Any], dict[str, Any]]
 EXECUTORS = ("local", "ray")
 
 
@@ -25,23 +26,19 @@ class LocalExecutor:
 
     where = ""
 
-    def __init__(self, config: CompareConfig):
+    def __init__(self, config: Any):
         self.isolate = config.isolate
 
     def result(self, job: dict[str, Any]) -> dict[str, Any]:
         return run_worker(job, self.isolate)
 
 
-def _train_and_evaluate(job: dict[str, Any], config: CompareConfig) -> dict[str, Any]:
+def _train_and_evaluate(job: dict[str, Any], config: Any, evaluate: Evaluate) -> dict[str, Any]:
     """One Ray task: the local worker's training, then the evaluation the driver would run."""
-    from pathlib import Path
-
-    from genzoo.report.compare import evaluate_job
-
     trained = run_worker(job, isolate=False)
     if trained["status"] == "ok":
         try:
-            evaluate_job(Path(job["out"]), config)
+            evaluate(Path(job["out"]), config)
         except Exception:  # the driver evaluates again (no marker) and reports why it failed
             pass
     return trained
@@ -50,7 +47,7 @@ def _train_and_evaluate(job: dict[str, Any], config: CompareConfig) -> dict[str,
 class RayExecutor:
     """Every pending training submitted at once; results collected in order."""
 
-    def __init__(self, config: CompareConfig, jobs: list[dict[str, Any]]):
+    def __init__(self, config: Any, jobs: list[dict[str, Any]], evaluate: Evaluate):
         import ray  # CompareConfig checked that it is installed
 
         self.ray = ray
@@ -65,7 +62,7 @@ class RayExecutor:
         cpus = max(1, config.threads)
         gpus = 1 if config.device.startswith("cuda") else 0
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_train_and_evaluate)
-        self.futures = {job["key"] + job["out"]: task.remote(job, config) for job in jobs}
+        self.futures = {job["key"] + job["out"]: task.remote(job, config, evaluate) for job in jobs}
         self.where = f" as a Ray task ({cpus} CPU{'s' if cpus > 1 else ''}{', 1 GPU' if gpus else ''})"
 
     def result(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +88,8 @@ def check_executor(name: str) -> None:
             ) from None
 
 
-def make_executor(config: CompareConfig, jobs: list[dict[str, Any]]) -> LocalExecutor | RayExecutor:
-    """The executor config.executor names, with `jobs` (the trainings to run) handed to it."""
+def make_executor(config: Any, jobs: list[dict[str, Any]], evaluate: Evaluate) -> LocalExecutor | RayExecutor:
+    """The executor config.executor (a CompareConfig) names, given `jobs`, the trainings to run."""
     if config.executor == "ray":
-        return RayExecutor(config, jobs)
+        return RayExecutor(config, jobs, evaluate)
     return LocalExecutor(config)
