@@ -2,6 +2,7 @@
 
 FAULT is `none` or `KIND:N`:
   kill-step:N       SIGKILL in the middle of step N (after the optimizer moved, before the step is counted)
+  kill-rank1-step:N the same in the process of rank 1 only (under torchrun)
   kill-state:N      SIGKILL inside the N-th write of trainer_state.pt, half of the file written
   kill-weights:N    SIGKILL inside the N-th write of model.safetensors, half of the file written
   sigint-step:N     SIGINT in the middle of step N (the Trainer defers it to the step's end)
@@ -94,6 +95,9 @@ def inject(fault: str) -> None:
         base.save_file = _half_written_then_killed(base.save_file, n)
     elif kind == "kill-step":
         _during_step(n, lambda: os.kill(os.getpid(), signal.SIGKILL))
+    elif kind == "kill-rank1-step":  # under torchrun: one process of two dies, the other lives on
+        if os.environ.get("RANK") == "1":
+            _during_step(n, lambda: os.kill(os.getpid(), signal.SIGKILL))
     elif kind == "sigint-step":
         _during_step(n, lambda: os.kill(os.getpid(), signal.SIGINT))
     elif kind == "sigterm-step":

@@ -206,3 +206,26 @@ def test_two_writers_started_together_make_one_run(tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "split" not in r]
     assert len(steps) == len(set(steps)) and steps[-1] == 300  # one writer's log, not two interleaved
+
+
+def test_one_of_two_processes_killed_stops_the_other_and_the_run_resumes(tmp_path):
+    """SIGKILL in rank 1 at step 20 of a two-process run: rank 0 is stopped too (no hang on the
+    gradient all-reduce), the checkpoint of step 14 is intact, and one process finishes the run."""
+    import time
+
+    run = tmp_path / "run"
+    argv = ["train", "test-gaussian", "--data", "digits", "--out", str(run), "--max-steps", str(STEPS),
+            *SETTINGS, "--quiet"]  # fmt: skip
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*launcher, str(DRIVER), "kill-rank1-step:20", *argv], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 150, "the surviving process waited for the dead one"
+    assert torch.load(run / "trainer_state.pt", weights_only=True)["step"] == 14
+    resumed = drive("none", run, resume=True)
+    assert resumed.returncode == 0, resumed.stderr
+    state = torch.load(run / "trainer_state.pt", weights_only=True)
+    assert state["step"] == STEPS and state["world_size"] == 1
+    assert "trained by 2 process(es) with 1" in resumed.stderr
