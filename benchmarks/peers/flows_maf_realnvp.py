@@ -372,29 +372,26 @@ def stock_normflows_maf_rate(gz, steps: int = 3) -> dict:
 def run(quick: bool) -> list[dict]:
     plan = QUICK if quick else FULL
     rows: list[dict] = []
-    for data, key in (("toy2d-moons", "maf_toy"), ("digits", "maf_digits")):
-        rows += compare(
-            "zuko / maf",
-            "maf",
-            data,
-            {"actnorm": False},
-            lambda gz: zuko_maf(gz.numel),
-            plan[key],
-            plan["sample"][key],
-            notes="genzoo actnorm=False (zuko's MAF has none); see the module docstring",
-        )
-    for data, key in (("toy2d-moons", "maf_toy"), ("digits", "maf_digits")):
-        rows += compare(
-            "normflows / maf",
-            "maf",
-            data,
-            {"actnorm": True},
-            lambda gz: normflows_maf(gz.numel),
-            plan[key],
-            plan["sample"][key],
-            notes="normflows' MAF turned to one-pass density (DensityFirst); see the module docstring",
-            extra=(lambda gz: stock_normflows_maf_rate(gz, 1 if quick else 3)) if data == "digits" else None,
-        )
+    stock_rate = lambda gz: stock_normflows_maf_rate(gz, 1 if quick else 3)  # noqa: E731
+    mafs = [  # pair, genzoo settings, peer network, notes, extra figures (digits only)
+        ("zuko / maf", {"actnorm": False}, zuko_maf,
+         "genzoo actnorm=False (zuko's MAF has none); see the module docstring", None),
+        ("normflows / maf", {"actnorm": True}, normflows_maf,
+         "normflows' MAF turned to one-pass density (DensityFirst); see the module docstring", stock_rate),
+    ]  # fmt: skip
+    for pair, settings, network, notes, extra in mafs:
+        for data, key in (("toy2d-moons", "maf_toy"), ("digits", "maf_digits")):
+            rows += compare(
+                pair,
+                "maf",
+                data,
+                settings,
+                lambda gz, network=network: network(gz.numel),
+                plan[key],
+                plan["sample"][key],
+                notes=notes,
+                extra=extra if data == "digits" else None,
+            )
     rows += compare(
         "normflows / realnvp",
         "realnvp",

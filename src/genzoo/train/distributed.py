@@ -120,13 +120,14 @@ def mean_logs(logs: dict[str, float], world: World) -> dict[str, float]:
     return {k: float(v) / world.size for k, v in zip(logs, values, strict=True)}
 
 
-def any_rank(flag: bool, world: World) -> bool:
-    """Whether any process raised `flag` (a stop signal, a time limit): all then act on it together."""
+def any_rank(flags: tuple[bool, ...], world: World) -> tuple[bool, ...]:
+    """Each flag (a stop signal, a time limit) raised by any process, in one all-reduce: all then act
+    on it together."""
     if not world.sharded:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(value)
-    return bool(value.item() > 0)
+        return flags
+    values = torch.tensor([1.0 if f else 0.0 for f in flags])
+    dist.all_reduce(values)
+    return tuple(bool(v > 0) for v in values)
 
 
 def max_over_ranks(value: float, world: World) -> float:

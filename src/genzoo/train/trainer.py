@@ -181,13 +181,14 @@ class Trainer:
             elapsed=self.elapsed,
         )
         started = time.perf_counter() - self.elapsed
+
+        def time_is_up() -> bool:
+            return bool(self.config.time_limit) and time.perf_counter() - started >= self.config.time_limit
+
         with self._deferred_signals(), progress, contextlib.closing(writer):
-            while self.step < self.total_steps:
-                out_of_time = (
-                    bool(self.config.time_limit) and time.perf_counter() - started >= self.config.time_limit
-                )
-                if any_rank(out_of_time, self.world):  # every process stops at the same step
-                    break
+            # Every process stops at the same step: the flags below are agreed by all of them.
+            (out_of_time,) = any_rank((time_is_up(),), self.world)
+            while self.step < self.total_steps and not out_of_time:
                 logs = self._train_step()
                 for k, v in logs.items():
                     window[k].append(v)
@@ -205,7 +206,8 @@ class Trainer:
                     last_val = self._validate(writer)
                 if self.step % self.config.checkpoint_every == 0:
                     self.save_checkpoint()
-                if any_rank(self.stop_signal is not None, self.world):
+                stop, out_of_time = any_rank((self.stop_signal is not None, time_is_up()), self.world)
+                if stop:
                     self.save_checkpoint()
                     raise KeyboardInterrupt(self.stop_signal or "another training process was stopped")
             # Validate at the end unless the last step just did (a run of 0 steps always does).
@@ -436,8 +438,8 @@ class Trainer:
         never leaves a run that resumes from mismatched pieces. Only rank 0 writes: every process
         holds the same weights and optimizer state.
         """
-        self.checkpoint_step = self.step
         if not self.world.main:
+            self.checkpoint_step = self.step
             return
         self.model.save_pretrained(self.out_dir, state_dict=self.inference_state())
         state = {
@@ -546,9 +548,8 @@ class _TensorBoard:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return
-        else:
-            # purge_step: a resumed run hides the events logged after its checkpoint.
-            self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
+        # purge_step: a resumed run hides the events logged after its checkpoint.
+        self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         if self.writer:
