@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import torch
+from browser import find_chromium
 
 from genzoo.report.compare import summarize
 from genzoo.report.html import write_report
 from genzoo.report.recommend import recommend
-
-REPO = Path(__file__).resolve().parents[1]
-LOCAL = REPO / ".venv" / "chromium" / "chromium"
-INSTALL = REPO / "tests" / "install_chromium.sh"
-
-
-def find_chromium() -> tuple[str | None, str]:
-    """The browser's path, or None and why not."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path, ""
-    if not LOCAL.is_file():
-        done = subprocess.run(["sh", str(INSTALL), str(LOCAL.parent)], capture_output=True, text=True)
-        if not LOCAL.is_file():
-            return None, f"Chromium could not be installed by {INSTALL.name}: {done.stderr.strip()[-300:]}"
-    return str(LOCAL), ""
 
 
 @pytest.fixture(scope="module")

@@ -285,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", help="ray: the cluster's address (auto, ray://host:10001; default: a local one)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser(
+        "ui", help="serve the web UI (genzoo[ui]): train, sample, compare and apply in a browser"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument(
+        "--workspace", type=Path, default=Path("genzoo-workspace"), help="folder for uploads, runs, outputs"
+    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--max-upload-mb", type=float, default=100.0, help="largest file a user may upload")
+    p.add_argument("--max-samples", type=int, default=256, help="most samples one request may ask for")
+    p.add_argument("--concurrency", type=int, default=2, help="requests computed at once (the rest wait)")
     return parser
 
 
@@ -547,6 +560,21 @@ def cmd_forecast(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_ui(args: argparse.Namespace) -> None:
+    from genzoo.ui import Limits, serve
+
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-samples", args.max_samples),
+                        ("--concurrency", args.concurrency)):  # fmt: skip
+        if value <= 0:
+            raise GenzooError(f"{flag} must be positive, got {value:g}")
+    limits = Limits(
+        upload_bytes=int(args.max_upload_mb * 2**20),
+        samples_per_request=args.max_samples,
+        concurrency=args.concurrency,
+    )
+    serve(args.host, args.port, args.workspace, limits, device=args.device)
+
+
 COMMANDS = {
     "list": cmd_list,
     "config": cmd_config,
@@ -559,6 +587,7 @@ COMMANDS = {
     "decompress": cmd_decompress,
     "forecast": cmd_forecast,
     "compare": cmd_compare,
+    "ui": cmd_ui,
 }
 
 

@@ -106,17 +106,21 @@ def setting_fields(model: str, data: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def default_settings_yaml(model: str) -> str:
-    """Every model and training setting of `model` with its default, as YAML that `--config` reads.
+def default_settings(model: str) -> dict[str, dict[str, Any]]:
+    """Every model and training setting of `model` with its default, `{"model": {...}, "train": {...}}`.
 
     The data fields of the model config (shape, levels, classes) are left out: they come from the data.
     """
     cls = get_model_class(model)
     data_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     model_defaults = {k: v for k, v in cls.Config().to_dict().items() if k not in data_fields}
-    train_defaults = TrainConfig.from_dict(dict(cls.train_defaults)).to_dict()
+    return {"model": model_defaults, "train": TrainConfig.from_dict(dict(cls.train_defaults)).to_dict()}
+
+
+def default_settings_yaml(model: str) -> str:
+    """`default_settings` as YAML that `--config` reads."""
     # JSON first: YAML has no tuples, and --config reads lists back into them.
-    groups = json.loads(json.dumps({"model": model_defaults, "train": train_defaults}))
+    groups = json.loads(json.dumps(default_settings(model)))
     header = f"# genzoo config {model}: every setting and its default; edit, then train with --config FILE\n"
     return header + yaml.safe_dump(groups, sort_keys=False)
 
