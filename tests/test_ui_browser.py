@@ -108,6 +108,11 @@ def train_from_page(page, model: str, data: str, name: str, steps: int) -> None:
     open_tab(page, "Train")
     pick(page, "train-model", model)
     pick(page, "train-data", data)
+    # Picking them sets the default steps and run name; wait for that before typing over them.
+    default_name = f"{model}-{data.removeprefix('upload:')}"
+    playwright.expect(page.locator("#train-name textarea, #train-name input").first).to_have_value(
+        default_name
+    )
     fill(page, "train-name", name)
     fill(page, "train-steps", str(steps))
     page.locator("#train-button").click()
@@ -201,3 +206,19 @@ def test_a_bad_upload_is_a_message_in_the_page(page, server, tmp_path):
     text = message.inner_text()
     assert "Traceback" not in text and "broken.csv" in text
     assert sorted(p.name for p in (workspace / "data").iterdir()) == before  # nothing left behind
+
+
+def test_compare_from_the_page_opens_its_report(page):
+    open_tab(page, "Compare")
+    pick(page, "compare-data", "toy2d-ring")
+    fill(page, "compare-name", "ring")
+    fill(page, "compare-budget", "3s")
+    boxes = page.locator("#compare-models")
+    for label in ("vae", "dcgan"):  # the defaults off, one fast model on
+        boxes.get_by_label(label, exact=True).uncheck()
+    boxes.get_by_label("maf", exact=True).check()
+    page.locator("#compare-button").click()
+    frame = page.frame_locator("#compare-report iframe")
+    frame.locator("body").get_by_text("maf").first.wait_for(timeout=TRAINING_SECONDS * 1000)
+    page.screenshot(path=str(SHOTS / "compare-report.png"), full_page=True)
+    assert "done" in page.locator("#compare-status").inner_text()

@@ -74,6 +74,7 @@ class JobQueue:
     ) -> Job:
         """Queue `genzoo train MODEL --data DATA --out runs/NAME`; settings become `--set` pairs."""
         run = self.workspace.folder("runs", name)
+        self._check_idle(f"train-{name}")
         if resume:
             if not (run / "run.json").is_file():
                 raise GenzooError(f"there is no run '{name}' to resume; train it first")
@@ -96,17 +97,21 @@ class JobQueue:
     def submit_compare(self, data: str, models: list[str], name: str, time_budget: str) -> Job:
         """Queue `genzoo compare --data DATA --models ... --out reports/NAME --time-budget T`."""
         report = self.workspace.folder("reports", name)
+        self._check_idle(f"compare-{name}")
         if not models:
             raise GenzooError("pick at least one model to compare")
         argv = ["compare", "--data", data, "--models", ",".join(models), "--out", str(report)]
         argv += ["--time-budget", time_budget, "--device", self.device]
         return self._submit(Job("compare", name, argv))
 
+    def _check_idle(self, key: str) -> None:
+        current = self.jobs.get(key)
+        if current is not None and current.state in ("queued", "running"):
+            raise GenzooError(f"'{current.name}' is {current.state} already")
+
     def _submit(self, job: Job) -> Job:
         with self._lock:
-            current = self.jobs.get(job.key)
-            if current is not None and current.state in ("queued", "running"):
-                raise GenzooError(f"'{job.name}' is {current.state} already")
+            self._check_idle(job.key)  # again, under the lock: two clicks at once start one job
             if len(self._waiting) >= self.workspace.limits.waiting_jobs:
                 raise GenzooError(
                     f"{len(self._waiting)} jobs are waiting already, this server's limit; try again later"

@@ -23,6 +23,8 @@ def serve(
     block: bool = True,
 ):
     """Serve the UI until interrupted (or return the running app with `block=False`, for tests)."""
+    if not 0 < port < 65536:
+        raise GenzooError(f"--port must be 1-65535, got {port}")
     ws = Workspace(workspace, limits)
     # Before Gradio is imported: its cache of uploads and outputs lives in the workspace, and it
     # must never phone home (usage analytics, version checks).
@@ -36,8 +38,6 @@ def serve(
     from genzoo.ui.app import build_app
     from genzoo.ui.jobs import JobQueue
 
-    if not 0 < port < 65536:
-        raise GenzooError(f"--port must be 1-65535, got {port}")
     if not _is_loopback(host):
         print(f"genzoo: serving on {host}: anyone who can reach this machine can use the UI", file=sys.stderr)
     jobs = JobQueue(ws, device=device)

@@ -60,6 +60,8 @@ class Workspace:
     def __init__(self, root: str | Path, limits: Limits | None = None):
         self.root = Path(root).expanduser().resolve()
         self.limits = limits or Limits()
+        if self.root.exists() and not self.root.is_dir():
+            raise GenzooError(f"--workspace '{root}' is a file; give a folder (it is made if missing)")
         for folder in FOLDERS:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
 
@@ -108,8 +110,7 @@ class Workspace:
             raise GenzooError(f"'{name}' is empty")
         if size > self.limits.upload_bytes:
             raise GenzooError(
-                f"'{name}' is {size / 2**20:.1f} MiB; this server takes uploads up to "
-                f"{self.limits.upload_bytes / 2**20:.0f} MiB"
+                f"'{name}' is {_size(size)}; this server takes uploads up to {_size(self.limits.upload_bytes)}"
             )
         stem = safe_name(Path(name).stem or "upload", "uploaded file name")
         target = self.folder("data", stem if suffix in (".zip", *FOLDER_FILES) else name)
@@ -126,7 +127,8 @@ class Workspace:
             load_dataset(target)  # the same check `genzoo train --data PATH` makes
         except GenzooError as err:
             _remove(target)
-            raise GenzooError(str(err).replace(str(target), name)) from None  # the user's name, not ours
+            said = str(err).replace(str(target), name)  # the user's name for the file, not the server's path
+            raise GenzooError(said if name in said else f"'{name}': {said}") from None
         except (OSError, ValueError, zipfile.BadZipFile) as err:
             _remove(target)
             raise GenzooError(f"'{name}' could not be read ({err}); check the file") from None
@@ -145,7 +147,7 @@ class Workspace:
                 )
             if sum(m.file_size for m in members) > limits.unpacked_bytes:
                 raise GenzooError(
-                    f"the archive unpacks to more than {limits.unpacked_bytes / 2**20:.0f} MiB, this server's limit"
+                    f"the archive unpacks to more than {_size(limits.unpacked_bytes)}, this server's limit"
                 )
             with tempfile.TemporaryDirectory(dir=self.root / "data", prefix=".unpack-") as scratch:
                 for member in members:
@@ -183,3 +185,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.0f} KiB"
