@@ -21,31 +21,8 @@ from genzoo.metrics import modes_covered
 from genzoo.models import load
 from genzoo.viz import save_scatter
 
-# Tight modes (std 0.02) need more than the image-oriented defaults: without R1 the default
-# dcgan covers 3 of 8 modes (the monitor shows it); with R1 0.1 but batch 256 and 4000 steps it
-# covers 8 but leaves ~30% of samples on bridges between modes.
-SETTINGS = {
-    "dcgan": {
-        "r1_weight": 0.1,
-        "batch_size": 512,
-        "max_steps": 8000,
-        "lr_decay_steps": 8000,
-        "min_lr_ratio": 0.01,
-    },
-    # The critic's penalty is scaled to the data: with modes of std 0.02, the usual gp weight 10
-    # flattens the critic so much that samples smear along the ring (~5% high quality); 0.1 with
-    # packing 2 and a learning rate decayed 1000-fold keeps all 8 modes and sharpens them late.
-    "wgan-gp": {
-        "gp_weight": 0.1,
-        "pack": 2,
-        "lr": 1e-3,
-        "ema_decay": 0.999,
-        "max_steps": 6000,
-        "lr_decay_steps": 6000,
-        "min_lr_ratio": 0.001,
-    },
-    "sngan": {},
-}
+# No settings: each GAN picks its own for 2-d points (`points_settings` in genzoo/models/gan.py,
+# applied by `defaults_for_data`), as `genzoo train MODEL --data toy2d-ring` does.
 BAD = {
     "model": "dcgan",
     "settings": {"hidden": [16], "latent_dim": 1, "lr": 0.01, "max_steps": 1000, "eval_every": 200},
@@ -97,7 +74,7 @@ def main() -> None:
     torch.set_num_threads(1)  # tiny MLPs: more threads only add overhead on a shared CPU
     results = []
     for name in args.models:
-        settings = {**SETTINGS.get(name, {}), "train.seed": args.seed}
+        settings = {"train.seed": args.seed}
         results.append(run_one(name, settings, args.work / name, args.reuse))
         print(results[-1])
     if not args.no_collapse:

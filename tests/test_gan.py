@@ -195,3 +195,38 @@ def test_short_training_run_logs_both_phases(tmp_path):
     assert any("val_modes" in r for r in lines)
     samples = model.sample(10, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (10, 2) and torch.isfinite(samples).all()
+
+
+def test_gans_choose_their_settings_for_the_data_and_the_user_still_wins(tmp_path):
+    from genzoo.train.run import RunSpec
+
+    run = tmp_path / "ring"
+    train("dcgan", "toy2d-ring", run, {"max_steps": 3, "lr": 5e-4, "eval_every": 3}, device="cpu", quiet=True)
+    spec = RunSpec.read(run)
+    # Chosen for 2-d points: R1, batch 512, the long decay; the run's length and lr were given.
+    assert spec.data_defaults == {
+        "model": {"r1_weight": 0.1},
+        "train": {"batch_size": 512, "min_lr_ratio": 0.01},
+    }
+    assert spec.train_settings["lr"] == 5e-4 and spec.train_settings["max_steps"] == 3
+    assert spec.model_settings["r1_weight"] == 0.1
+    card = (run / "README.md").read_text()
+    assert "| model | `r1_weight` | `0.1` | `0` | chosen by dcgan for this data |" in card
+    assert "## Warnings during training" in card  # 3 steps cannot cover 8 modes, and the card says so
+
+    digits = tmp_path / "digits"
+    train(
+        "dcgan",
+        "digits",
+        digits,
+        {"max_steps": 2, "r1_weight": 0.0, "conditional": True},
+        device="cpu",
+        quiet=True,
+    )
+    spec = RunSpec.read(digits)
+    assert (
+        spec.model_settings["r1_weight"] == 0.0 and "pack" not in spec.model_settings
+    )  # conditional: no packing
+    assert spec.model_settings["g_channels"] == [32, 64] and spec.train_settings["batch_size"] == 64
+    assert "max_steps" not in spec.data_defaults.get("train", {})  # the user set the length
+    assert RunSpec.read(digits).data_defaults["train"]["ema_decay"] == 0.999

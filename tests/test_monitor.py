@@ -50,3 +50,16 @@ def test_monitor_is_seeded_and_leaves_the_global_rng_alone():
 
 def test_no_monitor_for_unlabelled_data_without_modes():
     assert collapse_monitor(load_dataset("toy2d-swissroll"), num_samples=10) is None
+
+
+def test_monitor_warns_on_a_drop_and_on_an_incomplete_end_not_on_a_slow_start():
+    data = load_dataset("toy2d-ring")
+    centers, _ = toy2d_modes("toy2d-ring")
+    monitor = collapse_monitor(data, num_samples=200)
+    readings = [monitor(PointsModel(centers[:k].float())) for k in (2, 8, 3)]
+    assert monitor.warning(readings[0], final=False) is None  # early: few modes yet, no alarm
+    assert monitor.warning(readings[1], final=False) is None
+    assert "3 of 8 modes, down from 8" in monitor.warning(readings[2], final=False)
+    assert monitor.warning(readings[1], final=True) is None
+    fresh = collapse_monitor(data, num_samples=200)
+    assert "ends with samples covering 3 of 8 modes" in fresh.warning(readings[2], final=True)

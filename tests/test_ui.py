@@ -240,3 +240,14 @@ def test_a_workspace_that_is_a_file_is_one_line(tmp_path, capsys):
     assert main(["ui", "--workspace", str(tmp_path / "file")]) == 2
     assert "genzoo: error:" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_one_server_per_workspace(tmp_path, capsys):
+    from genzoo.train.lock import RunLock
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with RunLock(workspace, flag="--workspace"):  # as a running `genzoo ui` holds it
+        assert main(["ui", "--workspace", str(workspace), "--port", "7999"]) == 2
+    err = capsys.readouterr().err
+    assert "in use by another genzoo process" in err and "choose another --workspace" in err

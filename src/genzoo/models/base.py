@@ -241,6 +241,14 @@ class GenerativeModel(nn.Module):
         return math.prod(shape)
 
     @classmethod
+    def defaults_for_data(cls, info: DataInfo, settings: dict[str, Any]) -> dict[str, Any]:
+        """Settings (model or training, by name) this family picks for data like `info`: 2-d points,
+        vectors, small or large images. `settings` are the model settings the user gave (say,
+        `conditional`); whatever the user gives still wins. `genzoo.train` applies them to a new run
+        and records them in run.json and the model card. Most families need none: {}."""
+        return {}
+
+    @classmethod
     def settings_for_steps(cls, steps: int, settings: dict[str, Any]) -> dict[str, Any]:
         """Model settings that depend on the run's length, for a run of `steps` steps planned from a
         time budget (`settings`: those given). Most families have none."""

@@ -37,13 +37,14 @@ def calibrate(model: str, data: str, settings: dict[str, Any], seconds: float, d
     """Seconds per step of the real configuration, timed for about `seconds` on a throw-away model."""
     from genzoo.models import get_model_class
     from genzoo.settings import route
-    from genzoo.train.run import RunSpec, build_model, setting_fields
+    from genzoo.train.run import RunSpec, build_model, choose_for_data, setting_fields
     from genzoo.train.trainer import Trainer
 
     routed = route(settings, setting_fields(model, data))
     spec = RunSpec(model, data, routed["data"], routed["model"], routed["train"])
-    config = spec.train_config()
     dataset = spec.load_data()
+    choose_for_data(spec, get_model_class(model), dataset.info)  # what `train` will build for this data
+    config = spec.train_config()
     with tempfile.TemporaryDirectory() as scratch, torch.random.fork_rng(devices=[]):
         instance = build_model(get_model_class(model), dataset, spec.model_settings, config.seed)
         trainer = Trainer(instance, dataset, config, scratch, device=device, quiet=True)

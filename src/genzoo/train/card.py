@@ -38,7 +38,7 @@ LOG_PROB_MEANING = {
     None: "this family has no likelihood, so it is judged by its samples (FID, KID, ...)",
 }
 # Logged with each record, but not a measurement of the model.
-_NOT_METRICS = {"split", "time", "lr"}
+_NOT_METRICS = {"split", "time", "lr", "warning"}
 
 
 def model_card(
@@ -86,8 +86,13 @@ def model_card(
         },
         "date": date.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    warnings = [f"step {r['step']}: {r['warning']}" for r in records if r.get("warning")]
+    if warnings:
+        meta["warnings"] = warnings
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     body = _body(run_dir, spec, model, info, meta, last_train, last_val)
+    if warnings:  # the collapse monitor's: modes or classes the samples missed during training
+        body += "\n## Warnings during training\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"
     return f"---\n{front}---\n\n{body}"
 
 
@@ -181,12 +186,14 @@ def _settings_table(spec: Any, model: GenerativeModel) -> list[str]:
     note = f"Every other setting is the default (`genzoo config {model.name}` lists them)."
     if not given:
         return [f"All settings are the defaults (`genzoo config {model.name}` lists them)."]
-    rows = ["| scope | setting | value | default |", "|---|---|---|---|"]
+    chosen = getattr(spec, "data_defaults", None) or {}
+    rows = ["| scope | setting | value | default | from |", "|---|---|---|---|---|"]
     for scope, k, v in given:
-        default = defaults[scope].get(k, "")
-        rows.append(
-            f"| {scope} | `{k}` | `{_show(v)}` | {f'`{_show(default)}`' if k in defaults[scope] else ''} |"
-        )
+        default = f"`{_show(defaults[scope][k])}`" if k in defaults[scope] else ""
+        source = f"chosen by {model.name} for this data" if k in chosen.get(scope, {}) else "given"
+        rows.append(f"| {scope} | `{k}` | `{_show(v)}` | {default} | {source} |")
+    if chosen:
+        note += f" Settings chosen for this data come from `{type(model).__name__}.defaults_for_data`; `--set` overrides any."
     return [*rows, "", note]
 
 

@@ -23,8 +23,9 @@ except ImportError:  # Windows: no flock; runs there are unguarded against a sec
 class RunLock:
     """`with RunLock(run_dir):` holds the run; a second holder gets a GenzooError naming the first."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, flag: str = "--out"):
         self.path = Path(run_dir) / LOCK_FILE
+        self.flag = flag  # the option the user would change to use another folder
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -39,7 +40,7 @@ class RunLock:
                 self.fd = None
                 raise GenzooError(
                     f"'{self.path.parent}' is in use by another genzoo process (pid {holder}); "
-                    "wait for it to finish or choose another --out"
+                    f"wait for it to finish or choose another {self.flag}"
                 ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)

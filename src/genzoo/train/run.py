@@ -64,6 +64,9 @@ class RunSpec:
     train_settings: dict[str, Any] = field(default_factory=dict)
     # How a time budget became max_steps (and what it fixed), when the run was given one.
     budget_plan: dict[str, Any] | None = None
+    # The settings the family chose for this data (`defaults_for_data`) and the user left alone, by
+    # scope; they are in model_settings / train_settings too, this says where they came from.
+    data_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def train_config(self) -> TrainConfig:
         defaults = get_model_class(self.model).train_defaults
@@ -154,15 +157,37 @@ def train(
         raise GenzooError(f"--out '{out}' is a file; give a directory for the run")
     check_writable(out, "--out")
     spec = _spec_to_resume(out, model, data, routed) if resume else None
-    spec = spec or RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
+    dataset = (spec or RunSpec(model, str(data), routed["data"])).load_data()
+    if spec is None:
+        spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
+        choose_for_data(spec, cls, dataset.info)
     config = spec.train_config()
-    dataset = spec.load_data()
     instance = build_model(cls, dataset, spec.model_settings, config.seed)
     world = join(resolve_device(device))
     try:
         return _train_in(out, spec, cls, dataset, instance, config, world, resume, device, quiet)
     finally:
         leave(world)
+
+
+# Any of these given means the user chose the run's length: the family's chosen length (and the
+# schedule horizon tied to it) gives way, so a time budget or epochs plan the run as they would.
+LENGTH_SETTINGS = ("max_steps", "epochs", "time_budget")
+
+
+def choose_for_data(spec: RunSpec, cls: type[GenerativeModel], info: Any) -> None:
+    """Put the family's settings for this data (`defaults_for_data`) under the ones the user gave."""
+    chosen = route(
+        cls.defaults_for_data(info, dict(spec.model_settings)), setting_fields(spec.model, spec.data)
+    )
+    if any(k in spec.train_settings for k in LENGTH_SETTINGS):
+        for key in ("max_steps", "lr_decay_steps"):
+            chosen["train"].pop(key, None)
+    given = {"model": spec.model_settings, "train": spec.train_settings}
+    kept = {scope: {k: v for k, v in chosen[scope].items() if k not in given[scope]} for scope in given}
+    spec.model_settings = {**kept["model"], **spec.model_settings}
+    spec.train_settings = {**kept["train"], **spec.train_settings}
+    spec.data_defaults = {scope: values for scope, values in kept.items() if values}
 
 
 def _train_in(

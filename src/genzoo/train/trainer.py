@@ -339,8 +339,14 @@ class Trainer:
         result = self._validation_metrics()
         if self.config.keep_best:
             self._remember_if_best(result)
+        final = self.step >= self.total_steps
+        warning = self.monitor.warning({k[4:]: v for k, v in result.items()}, final) if self.monitor else None
+        if warning and self.world.main:
+            print(f"genzoo: warning: step {self.step}: {warning}", file=sys.stderr)
         if result:
-            self._log({"step": self.step, "split": "val", **result})
+            self._log(
+                {"step": self.step, "split": "val", **result, **({"warning": warning} if warning else {})}
+            )
             writer.scalars("val", {k[4:]: v for k, v in result.items()}, self.step)
         return result
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from genzoo.errors import GenzooError
+from genzoo.train.lock import RunLock
 from genzoo.ui.workspace import Limits, Workspace
 
 FONTS = ["system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]  # local fonts only
@@ -20,9 +21,9 @@ def serve(
     workspace: str | Path = "genzoo-workspace",
     limits: Limits | None = None,
     device: str = "auto",
-    block: bool = True,
-):
-    """Serve the UI until interrupted (or return the running app with `block=False`, for tests)."""
+) -> None:
+    """Serve the UI until interrupted. One server per workspace (a lock file says which holds it),
+    so its one-training-at-a-time queue is the workspace's."""
     if not 0 < port < 65536:
         raise GenzooError(f"--port must be 1-65535, got {port}")
     ws = Workspace(workspace, limits)
@@ -40,33 +41,29 @@ def serve(
 
     if not _is_loopback(host):
         print(f"genzoo: serving on {host}: anyone who can reach this machine can use the UI", file=sys.stderr)
-    jobs = JobQueue(ws, device=device)
-    app = build_app(ws, jobs)
-    app.queue(default_concurrency_limit=ws.limits.concurrency, max_size=ws.limits.waiting_requests)
-    theme = gr.themes.Default(font=FONTS, font_mono=MONO)
-    try:
-        app.launch(
-            server_name=host,
-            server_port=port,
-            share=False,
-            inbrowser=False,
-            prevent_thread_lock=not block,
-            max_file_size=ws.limits.upload_bytes,
-            allowed_paths=[str(ws.root / "reports")],
-            ssr_mode=False,
-            mcp_server=False,
-            show_error=False,  # every message a user should see is raised as gr.Error already
-            quiet=not block,
-            theme=theme,
-        )
-    except OSError as err:
-        jobs.close()
-        raise GenzooError(
-            f"cannot serve on {host}:{port} ({err.strerror or err}); try another --port"
-        ) from None
-    if block:
-        jobs.close()
-    return app, jobs
+    with RunLock(ws.root, flag="--workspace"):
+        jobs = JobQueue(ws, device=device)
+        app = build_app(ws, jobs)
+        app.queue(default_concurrency_limit=ws.limits.concurrency, max_size=ws.limits.waiting_requests)
+        try:
+            app.launch(
+                server_name=host,
+                server_port=port,
+                share=False,
+                inbrowser=False,
+                max_file_size=ws.limits.upload_bytes,
+                allowed_paths=[str(ws.root / "reports")],
+                ssr_mode=False,
+                mcp_server=False,
+                show_error=False,  # every message a user should see is raised as gr.Error already
+                theme=gr.themes.Default(font=FONTS, font_mono=MONO),
+            )
+        except OSError as err:
+            raise GenzooError(
+                f"cannot serve on {host}:{port} ({err.strerror or err}); try another --port"
+            ) from None
+        finally:
+            jobs.close()
 
 
 def _is_loopback(host: str) -> bool:
