@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="measure finished runs instead of retraining")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    runs = earlier_runs("defaults_only")
+    runs = {}
     for case in args.cases:
         model, data = case.split(":")
         run = args.work / f"{model}-{data}"
@@ -101,6 +101,7 @@ def main() -> None:
         runs[case] = {"model": model, "data": data, "defaults_only": measure(model, data, run),
                       "tuned": tuned_figure(model, data)}  # fmt: skip
         print(case, json.dumps(runs[case]), flush=True)
+    runs = {**earlier_runs("defaults_only"), **runs}  # read now: another invocation may have saved meanwhile
     save(
         "defaults_only",
         {
