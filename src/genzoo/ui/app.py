@@ -26,6 +26,7 @@ import torch
 import genzoo
 from genzoo.errors import GenzooError
 from genzoo.models import get_model_class, model_names
+from genzoo.report.plan import default_steps
 from genzoo.train.config import SEED_LIMIT
 from genzoo.train.run import RunSpec
 from genzoo.train.trainer import read_metrics
@@ -36,7 +37,6 @@ from genzoo.ui.forms import (
     read_option,
     sample_options,
     settings_fields,
-    train_defaults,
 )
 from genzoo.ui.jobs import JobQueue
 from genzoo.ui.workspace import Workspace, safe_name
@@ -223,7 +223,7 @@ class _Pages:
             data = self.data_dropdown(elem_id="train-data")
             name = gr.Textbox("vae-digits", label="Run name", elem_id="train-name", interactive=True)
         with gr.Row():
-            steps = gr.Number(train_defaults("vae"), precision=0, minimum=1, label="Steps", elem_id="train-steps",
+            steps = gr.Number(default_steps("vae"), precision=0, minimum=1, label="Steps", elem_id="train-steps",
                               interactive=True)  # fmt: skip
             budget = gr.Textbox(
                 "", label="or a time budget (90s, 5m, 1h)", elem_id="train-budget", interactive=True
@@ -291,7 +291,7 @@ class _Pages:
             return queued.key, gr.Timer(active=True), _progress_html(self.jobs.status(queued.key))
 
         def defaults_for(model_name: str, data_choice: str | None) -> tuple[int, str]:
-            return train_defaults(
+            return default_steps(
                 model_name
             ), f"{model_name}-{(data_choice or 'data').removeprefix('upload:')}"
 

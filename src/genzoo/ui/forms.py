@@ -92,11 +92,6 @@ def changed_settings(fields: list[Field], values: list[Any]) -> dict[str, Any]:
     return settings
 
 
-def train_defaults(model: str) -> int:
-    """The model's default number of training steps."""
-    return int(default_settings(model)["train"]["max_steps"])
-
-
 def sample_options(model: str) -> tuple[str, ...]:
     """Which of SAMPLE_FIELDS the model's `sample()` takes."""
     taken = inspect.signature(get_model_class(model).sample).parameters
