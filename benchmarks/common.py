@@ -152,18 +152,27 @@ def top_half_svc_estimate(data, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train_unless_reused(
-    model: str, data: str, run: Path, settings: dict, reuse: bool, device: str = "auto"
+    model: str,
+    data: str,
+    run: Path,
+    settings: dict,
+    reuse: bool,
+    device: str = "auto",
+    preset: str | None = None,
 ) -> Path:
-    """Train `model` on `data` into `run` from scratch, or keep the finished run there when `reuse`
-    (the benchmarks' --reuse: evaluate again without retraining) and it was trained with these
-    settings: a run left by another configuration is trained again, not scored as this one."""
+    """Train `model` on `data` into `run` from scratch (with the family's `preset`, if named, under
+    `settings`), or keep the finished run there when `reuse` (the benchmarks' --reuse: evaluate again
+    without retraining) and it was trained with these settings: a run left by another configuration
+    is trained again, not scored as this one."""
     import shutil
 
+    from genzoo.models import get_model_class
     from genzoo.train import train
 
-    if not (reuse and (run / "model.safetensors").is_file() and _trained_with(run, model, data, settings)):
+    wanted = {**(get_model_class(model).preset(preset).settings if preset else {}), **settings}
+    if not (reuse and (run / "model.safetensors").is_file() and _trained_with(run, model, data, wanted)):
         shutil.rmtree(run, ignore_errors=True)
-        train(model, data, run, settings, device=device, quiet=True)
+        train(model, data, run, settings, device=device, quiet=True, preset=preset)
     return run
 
 

@@ -43,15 +43,13 @@ from genzoo.apps.forecast import backtest, forecast, geometric_mean, rolling_ori
 from genzoo.data import load_dataset
 from genzoo.metrics.timeseries import forecast_metrics
 from genzoo.models import load
+from genzoo.models.deepar import DeepAR
 
 NAME = "forecasting"
 SERIES = ("co2", "sunspots", "nile", "elnino")
 HORIZON = {"MS": 12, "YS-JAN": 5}  # by frequency: a year ahead for monthly data, five years for yearly
-CONTEXT = {"MS": 36, "YS-JAN": 15}  # steps the forecaster reads: three years of months, fifteen years
-# One GRU layer of 16 units: these series have a few hundred training windows at most, and the
-# default network (2 x 64) is overconfident on them (80% intervals covering 33% on nile). Chosen from
-# three sizes tried on nile and sunspots (a small sweep on data this table reports: said in the README).
-DEEPAR = {"hidden": 16, "layers": 1}
+# DeepAR's preset by frequency (`genzoo list --presets`): its window is the context read plus HORIZON.
+PRESET = {"MS": "monthly", "YS-JAN": "yearly"}
 PEERS = ("AutoETS", "AutoARIMA", "SeasonalNaive")
 PEER_DRAWS = 2000
 Z80 = 1.2815515655446004  # the standard normal's 90% quantile: an 80% central interval is mean +- Z80 sd
@@ -88,7 +86,7 @@ def score_peer(name: str, values: np.ndarray, origins: list[int], horizon: int, 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--series", nargs="+", default=list(SERIES))
-    parser.add_argument("--steps", type=int, default=1000, help="deepar training steps per series")
+    parser.add_argument("--steps", type=int, help="deepar training steps per series (default: the preset's)")
     parser.add_argument("--samples", type=int, default=200, help="genzoo sample paths per origin")
     parser.add_argument("--reuse", action="store_true", help="score runs already trained in --work")
     parser.add_argument("--reuse-peers", action="store_true", help="keep the peers' rows of the saved JSON")
@@ -105,16 +103,17 @@ def main() -> None:
     for name in names:
         data = load_dataset(name)
         freq = data.schema.freq
-        horizon, context = HORIZON.get(freq, 12), CONTEXT.get(freq, 24)
-        window = context + horizon
+        preset = DeepAR.preset(PRESET[freq]).settings
+        horizon, window = HORIZON[freq], preset["data.window"]
+        assert window - preset["context"] == horizon, "the preset's window is its context plus the horizon"
         frame = data.series[name]
         values = frame.to_numpy(np.float64)
         origins = rolling_origins(len(values), data.test_start[name], horizon)
         season = season_for(freq)
         run = args.work / ("quick" if args.quick else "") / f"deepar-{name}"
-        settings = {"data.window": window, "context": context, "max_steps": 100 if args.quick else args.steps,
-                    **DEEPAR, "seed": 0, "preview_samples": 0}  # fmt: skip
-        train_unless_reused("deepar", name, run, settings, args.reuse)
+        steps = 100 if args.quick else args.steps
+        settings = {"seed": 0, "preview_samples": 0, **({"max_steps": steps} if steps else {})}
+        train_unless_reused("deepar", name, run, settings, args.reuse, preset=PRESET[freq])
         model = load(run)
         data = load_dataset(name, window=window)
         start = time.perf_counter()
@@ -157,7 +156,7 @@ def main() -> None:
     }
     save(NAME + ("_quick" if args.quick else ""), {
         "protocol": __doc__.split("\n\n")[2].replace("\n", " "),
-        "command": "genzoo train deepar --data SERIES --set data.window=W --set context=C; backtest as "
+        "command": "genzoo train deepar --data SERIES --preset monthly|yearly; backtest as "
         "`genzoo evaluate RUN --metrics mase,smape,crps,coverage`",
         "series": results, "summary": summary, "goal": goal,
     })  # fmt: skip

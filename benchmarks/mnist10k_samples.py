@@ -16,49 +16,19 @@ from pathlib import Path
 
 import torch
 from common import earlier_runs, logged_train_seconds, save, save_grid, train_unless_reused
-from gan_digits import SETTINGS as GAN_DIGITS_SETTINGS
 
 from genzoo.data import load_dataset
 from genzoo.metrics import class_coverage, classifier_cache_dir, domain_classifier_for, frechet_distance
-from genzoo.models import load
+from genzoo.models import get_model_class, load
 
-# The digits GAN settings with half-width nets: at 28x28 the digits widths (32/64) cost 0.94 s a
-# step on one core, these 0.34 s, so 3000 steps train in about 17 minutes.
-GAN_SETTINGS = {
-    **GAN_DIGITS_SETTINGS,
-    "g_channels": [16, 32],
-    "d_channels": [16, 32],
-    "max_steps": 3000,
-    "lr_decay_steps": 3000,
-}
-
-# One conditional DDPM serves both questions: dropping the label in training (classifier-free
-# guidance) makes the same network an unconditional model too.
+# Each run is `genzoo train MODEL --data mnist --preset PRESET` (`genzoo list --presets`). One
+# conditional DDPM serves both questions: dropping the label in training (classifier-free guidance)
+# makes the same network an unconditional model too. DCGAN's class coverage was still improving at
+# 3000 steps (class KL 0.16, 0.09, 0.06 after 1000, 2000, 3000), so it keeps its 6000 for small images.
 RUNS = {
-    "ddpm": {
-        "model": "ddpm",
-        "settings": {
-            "channels": 16,
-            "channel_mults": [1, 2, 2],
-            "attention_levels": [],
-            "max_steps": 8000,
-            "lr_decay_steps": 8000,
-            "ema_decay": 0.998,
-        },
-    },
-    # Class coverage of the packed DCGAN was still improving at 3000 steps (class KL 0.16, 0.09,
-    # 0.06 after 1000, 2000, 3000), so it gets twice the steps.
-    "dcgan": {
-        "model": "dcgan",
-        "settings": {**GAN_SETTINGS, "pack": 2, "max_steps": 6000, "lr_decay_steps": 6000},
-    },
-    # With the digits settings the conditional discriminator won within 500 steps and the
-    # generator collapsed to one class; a stronger R1 penalty alone did not stop it (one class
-    # hit after 800 steps at weight 10), a slower discriminator with R1 1.0 kept all ten.
-    "dcgan-cond": {
-        "model": "dcgan",
-        "settings": {**GAN_SETTINGS, "conditional": True, "r1_weight": 1.0, "d_lr_scale": 0.5},
-    },
+    "ddpm": ("ddpm", "mnist10k"),
+    "dcgan": ("dcgan", "mnist10k"),
+    "dcgan-cond": ("dcgan", "mnist10k-conditional"),
 }
 
 
@@ -79,15 +49,16 @@ def main() -> None:
     generator = lambda: torch.Generator().manual_seed(args.seed)  # noqa: E731
     results = {}
     for name in args.runs:
-        spec = RUNS[name]
+        model_name, preset = RUNS[name]
         run = args.work / name
-        train_unless_reused(spec["model"], "mnist", run, {**spec["settings"], "seed": args.seed}, args.reuse)
+        train_unless_reused(model_name, "mnist", run, {"seed": args.seed}, args.reuse, preset=preset)
         model = load(run)
-        is_diffusion = spec["model"] == "ddpm"
+        is_diffusion = model_name == "ddpm"
         sampling = {"sampler": "ddim", "steps": 50} if is_diffusion else {}
         result = {
-            "model": spec["model"],
-            "settings": spec["settings"],
+            "model": model_name,
+            "preset": preset,
+            "settings": get_model_class(model_name).preset(preset).settings,
             "train_seconds": logged_train_seconds(run),
         }
         if not model.config.conditional or is_diffusion:
@@ -119,7 +90,7 @@ def main() -> None:
     save(
         "mnist10k_samples",
         {
-            "command": "genzoo train MODEL --data mnist --out R --set ...; "
+            "command": "genzoo train MODEL --data mnist --out R --preset PRESET; "
             "genzoo sample R -n 1000 [--label K --guidance 2] --out s.npy",
             "classifier": classifier.config.info,
             "targets": "10 classes, each 5-15% of samples; label accuracy >= 0.9 (GAN), >= 0.95 (DDPM, guided)",

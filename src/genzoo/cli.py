@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--data", action="store_true", help="list dataset names instead of models")
+    p.add_argument(
+        "--presets", action="store_true", help="list the presets behind the README's figures instead"
+    )
 
     p = sub.add_parser("config", help="print a model's settings and their defaults, as YAML for --config")
     p.add_argument("model", help="model name (see `genzoo list`)")
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="YAML file of settings (flat, or grouped under model/train/data)"
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.add_argument(
+        "--preset", help="settings behind a README figure (`genzoo list --presets`); --set overrides them"
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--max-steps", type=int, help="optimizer steps to train for")
     budget.add_argument("--epochs", type=float, help="passes over the training split")
@@ -308,6 +314,19 @@ def cmd_list(args: argparse.Namespace) -> None:
         names = dataset_names()
         print(json.dumps(names) if args.json else "\n".join(names))
         return
+    if args.presets:
+        from genzoo.models.registry import describe_presets
+
+        presets = describe_presets()
+        if args.json:
+            print(json.dumps(presets, indent=2))
+        for p in [] if args.json else presets:
+            sets = " ".join(
+                f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in p["settings"].items()
+            )
+            print(f"genzoo train {p['model']} --data {p['data']} --preset {p['preset']}")
+            print(f"    {p['figure']}\n    the same as: {sets}")
+        return
     from genzoo.models import describe_models
 
     rows = describe_models()
@@ -351,7 +370,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     model, metrics = train(
-        args.model, args.data, args.out, settings, resume=args.resume, device=args.device, quiet=args.quiet
+        args.model,
+        args.data,
+        args.out,
+        settings,
+        resume=args.resume,
+        device=args.device,
+        quiet=args.quiet,
+        preset=args.preset,
     )
     if world_from_env().main:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())

@@ -56,6 +56,17 @@ class ModelConfig:
         return cls(**{k: coerce(k, hints[k], v) for k, v in values.items()})
 
 
+@dataclass(frozen=True)
+class Preset:
+    """Named settings that reproduce one of the README's figures:
+    `genzoo train MODEL --data DATA --preset NAME`. They sit above the family's choices for the data
+    and under the user's `--set`; the run records the name."""
+
+    data: str  # the data the figure was measured on (a preset may be used on any)
+    settings: dict[str, Any]  # flat names, as `--set` takes them
+    figure: str  # what it reproduces and where the README shows it
+
+
 @dataclass
 class Phase:
     """One optimizer of a model: the Trainer builds it and steps it in order.
@@ -89,6 +100,8 @@ class GenerativeModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     # Settings `genzoo compare` gives the family so that a comparison in minutes is practical.
     compare_settings: ClassVar[dict[str, Any]] = {}
+    # Named settings behind README figures that the defaults do not reproduce (`--preset NAME`).
+    presets: ClassVar[dict[str, Preset]] = {}
     # Capabilities: what the commands may ask of the family. `sample`, `inpaint`, `evaluate`,
     # `compare` and `genzoo list --json` read these, never hasattr (a contract test keeps them true).
     supports_labels: ClassVar[bool] = False  # samples a given class (`--label`) when trained conditional=true
@@ -126,7 +139,19 @@ class GenerativeModel(nn.Module):
             "codes_exactly": cls.codes_exactly,
             "bits_back": cls.bits_back,
             "forecasts": cls.forecasts,
+            "presets": sorted(cls.presets),
         }
+
+    @classmethod
+    def preset(cls, name: str) -> Preset:
+        """The preset called `name`, or a GenzooError listing the family's presets."""
+        if name not in cls.presets:
+            have = ", ".join(sorted(cls.presets)) or "none"
+            raise GenzooError(
+                f"'{cls.name}' has no preset '{name}'{did_you_mean(name, cls.presets)} (its presets: {have}); "
+                "see `genzoo list --presets`"
+            )
+        return cls.presets[name]
 
     @classmethod
     def score_kinds(cls) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import Phase, split_batch
+from genzoo.models.base import Phase, Preset, split_batch
 from genzoo.models.gan import gradient_penalty
 from genzoo.models.registry import register_model
 from genzoo.models.tabular import REJECTION_ROUNDS, TableModel, TableModelConfig
@@ -128,6 +128,15 @@ class CTGAN(TableModel):
         "eval_batches": 4,
     }
     compare_settings = {"max_steps": 600}
+    # SDV's sizes are the defaults; its 100 epochs of adult at batch 500 are 5300 steps of one critic
+    # and one generator update each.
+    presets = {
+        "adult": Preset(
+            "adult",
+            {"max_steps": 5300},
+            "quality 0.875, ML efficacy 0.844 beside SDV's CTGAN (README, Results: Synthetic tables beside SDV)",
+        )
+    }
 
     def __init__(self, config: CTGANConfig):
         super().__init__(config)

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import split_batch
+from genzoo.models.base import Preset, split_batch
 from genzoo.models.registry import register_model
 from genzoo.models.series import SeriesModel, SeriesModelConfig
 from genzoo.nn.likelihoods import normal, uniform
@@ -91,6 +91,21 @@ class DeepAR(SeriesModel):
         "keep_best": True,  # a few thousand windows overfit: keep the best validation's weights
     }
     compare_settings = {"max_steps": 1500}
+    # Short series (a few hundred windows): one GRU layer of 16 units, since the default 2 x 64 was
+    # overconfident (80% intervals covering 33% on nile). Chosen from three sizes tried on nile and
+    # sunspots. Windows: three years of months or fifteen years read, a year or five forecast.
+    presets = {
+        "monthly": Preset(
+            "co2",
+            {"data.window": 48, "context": 36, "hidden": 16, "layers": 1, "max_steps": 1000},
+            "co2 and elnino rows of the rolling-origin forecasts (README, Time series: forecasts)",
+        ),
+        "yearly": Preset(
+            "sunspots",
+            {"data.window": 20, "context": 15, "hidden": 16, "layers": 1, "max_steps": 1000},
+            "sunspots and nile rows of the rolling-origin forecasts (README, Time series: forecasts)",
+        ),
+    }
 
     def __init__(self, config: DeepARConfig):
         super().__init__(config)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig, class_indices, split_batch
+from genzoo.models.base import GenerativeModel, ModelConfig, Preset, class_indices, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.likelihoods import Rescale, level_values, normal, to_index
 from genzoo.nn.unet import UNet
@@ -116,6 +116,15 @@ class DDPM(GenerativeModel):
         "eval_every": 1000,
         "eval_batches": 4,
     }
+    # A narrower UNet without attention: 8000 steps take 104 minutes on one core at 28x28.
+    presets = {
+        "mnist10k": Preset(
+            "mnist",
+            {"channels": 16, "channel_mults": [1, 2, 2], "attention_levels": [], "max_steps": 8000,
+             "lr_decay_steps": 8000, "ema_decay": 0.998},
+            "unconditional samples hit every class at 7.5% .. 14.2% of 1000, FID 42.9 (README, Results: MNIST-10k)",
+        )
+    }  # fmt: skip
 
     def __init__(self, config: DDPMConfig):
         super().__init__(config)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelConfig, split_batch
+from genzoo.models.base import GenerativeModel, ModelConfig, Preset, split_batch
 from genzoo.models.registry import register_model
 from genzoo.nn.blocks import activation
 from genzoo.nn.likelihoods import Categorical, Rescale, uniform
@@ -78,6 +78,25 @@ class PixelCNN(GenerativeModel):
         "grad_clip": 1.0,
         "eval_every": 500,
         "keep_best": True,  # small data overfit: keep the best validation's weights
+    }
+    presets = {
+        "binarized-mnist": Preset(
+            "mnist-binary",
+            {"channels": 32, "n_layers": 8, "max_steps": 2000, "lr_decay_steps": 2000},
+            "test NLL 66.2 nats per image (README, Results: Binarized MNIST-10k)",
+        ),
+        # Chosen on val NLL (82.5 at the defaults, 81.9 here and with 64 channels, 8 layers, dropout 0.3).
+        "conditional": Preset(
+            "digits",
+            {
+                "conditional": True,
+                "dropout": 0.2,
+                "max_steps": 1000,
+                "lr_decay_steps": 1000,
+                "eval_every": 100,
+            },
+            "test NLL 79.5 nats per image, marginal over the label (README, Results: Exact likelihoods on digits)",
+        ),
     }
 
     def __init__(self, config: PixelCNNConfig):

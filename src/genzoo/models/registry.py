@@ -38,3 +38,13 @@ def describe_models() -> list[dict]:
         }
         for cls in (_MODELS[n] for n in model_names())
     ]
+
+
+def describe_presets() -> list[dict]:
+    """What `genzoo list --presets --json` prints: every family's presets."""
+    return [
+        {"model": cls.name, "preset": name, "data": preset.data, "figure": preset.figure,
+         "settings": preset.settings}
+        for cls in (_MODELS[n] for n in model_names())
+        for name, preset in sorted(cls.presets.items())
+    ]  # fmt: skip

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import split_batch
+from genzoo.models.base import Preset, split_batch
 from genzoo.models.registry import register_model
 from genzoo.models.tabular import TableModel, TableModelConfig
 from genzoo.nn.blocks import mlp
@@ -72,6 +72,14 @@ class TVAE(TableModel):
         "eval_batches": 4,
     }
     compare_settings = {"max_steps": 1000}
+    # SDV's sizes are the defaults; its 100 epochs of adult at batch 500 are 5300 steps.
+    presets = {
+        "adult": Preset(
+            "adult",
+            {"max_steps": 5300},
+            "quality 0.901, ML efficacy 0.903 beside SDV's TVAE (README, Results: Synthetic tables beside SDV)",
+        )
+    }
 
     def __init__(self, config: TVAEConfig):
         super().__init__(config)

@@ -187,13 +187,22 @@ def _settings_table(spec: Any, model: GenerativeModel) -> list[str]:
     if not given:
         return [f"All settings are the defaults (`genzoo config {model.name}` lists them)."]
     chosen = getattr(spec, "data_defaults", None) or {}
+    preset_name = getattr(spec, "preset", None)
+    preset = type(model).presets[preset_name].settings if preset_name in type(model).presets else {}
     rows = ["| scope | setting | value | default | from |", "|---|---|---|---|---|"]
     for scope, k, v in given:
         default = f"`{_show(defaults[scope][k])}`" if k in defaults[scope] else ""
-        source = f"chosen by {model.name} for this data" if k in chosen.get(scope, {}) else "given"
+        source = "given"
+        if k in chosen.get(scope, {}):
+            source = f"chosen by {model.name} for this data"
+        elif any(name in preset and _show(preset[name]) == _show(v) for name in (k, f"{scope}.{k}")):
+            source = f"preset `{preset_name}`"
         rows.append(f"| {scope} | `{k}` | `{_show(v)}` | {default} | {source} |")
     if chosen:
         note += f" Settings chosen for this data come from `{type(model).__name__}.defaults_for_data`; `--set` overrides any."
+    if preset:
+        figure = type(model).presets[preset_name].figure
+        note += f" Preset `{preset_name}` (`genzoo list --presets`) reproduces: {figure}."
     return [*rows, "", note]
 
 

@@ -67,6 +67,8 @@ class RunSpec:
     # The settings the family chose for this data (`defaults_for_data`) and the user left alone, by
     # scope; they are in model_settings / train_settings too, this says where they came from.
     data_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The family's preset the run started from (`--preset`); its settings are in the two dicts above.
+    preset: str | None = None
 
     def train_config(self) -> TrainConfig:
         defaults = get_model_class(self.model).train_defaults
@@ -137,9 +139,13 @@ def train(
     resume: bool = False,
     device: str = "auto",
     quiet: bool = False,
+    preset: str | None = None,
 ) -> tuple[GenerativeModel, dict[str, float]]:
     """Train `model` on `data` into the run directory `out`; returns the model (with the
     inference weights model.safetensors holds) and the last metrics.
+
+    `preset` names settings of the family's that reproduce a README figure (`genzoo list --presets`);
+    `settings` override them, and they override what the family picks for the data.
 
     Every input is checked before anything is written; the run directory is locked for the
     whole call (a second writer gets a GenzooError naming the first); a run that stopped before
@@ -152,14 +158,17 @@ def train(
     """
     out = Path(out)
     cls = get_model_class(model)  # fail early on an unknown name
+    chosen = cls.preset(preset) if preset else None
+    if chosen and not resume:
+        settings = {**chosen.settings, **(settings or {})}
     routed = route(settings or {}, setting_fields(model, str(data)))
     if out.exists() and not out.is_dir():
         raise GenzooError(f"--out '{out}' is a file; give a directory for the run")
     check_writable(out, "--out")
-    spec = _spec_to_resume(out, model, data, routed) if resume else None
+    spec = _spec_to_resume(out, model, data, routed, preset) if resume else None
     dataset = (spec or RunSpec(model, str(data), routed["data"])).load_data()
     if spec is None:
-        spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"])
+        spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"], preset=preset)
         choose_for_data(spec, cls, dataset.info)
     config = spec.train_config()
     instance = build_model(cls, dataset, spec.model_settings, config.seed)
@@ -258,11 +267,16 @@ def _train_in(
     return instance, metrics
 
 
-def _spec_to_resume(out: Path, model: str, data: str | Path, routed: dict[str, dict]) -> RunSpec:
+def _spec_to_resume(
+    out: Path, model: str, data: str | Path, routed: dict[str, dict], preset: str | None
+) -> RunSpec:
     """The run's own spec, with the training settings changed as asked; refuses any other change."""
     spec = RunSpec.read(out)
     if spec.model != model:
         raise GenzooError(f"'{out}' is a run of '{spec.model}', not '{model}'")
+    if preset and preset != spec.preset:
+        started = f"preset '{spec.preset}'" if spec.preset else "no preset"
+        raise GenzooError(f"'{out}' was started with {started}; resume it without --preset {preset}")
     if not _same_data(spec.data, str(data)):
         raise GenzooError(
             f"'{out}' was trained on '{spec.data}', not '{data}'; resume it with --data {spec.data}"
