@@ -207,6 +207,27 @@ def test_a_failing_job_reports_its_one_line(ws):
         jobs.close()
 
 
+def test_the_train_page_plans_the_models_own_length_and_passes_presets(ws):
+    from genzoo.ui.app import NO_PRESET, _Pages, _preset_choices
+
+    jobs = JobQueue(ws, device="cpu")
+    try:
+        pages = _Pages(ws, jobs)
+        # What the run would train: the class default, the GAN's choice for 2-d points, a preset's.
+        assert pages.planned_steps("vae", "digits", NO_PRESET) == 4000
+        assert pages.planned_steps("dcgan", "toy2d-ring", NO_PRESET) == 16000
+        assert pages.planned_steps("pixelcnn", "digits", "conditional") == 1000
+        assert pages.planned_steps("vae", "digits", "conditional") == 4000  # a stale preset: ignored
+        assert _preset_choices("pixelcnn") == [NO_PRESET, "binarized-mnist", "conditional"]
+        job = jobs.submit_training("pixelcnn", "digits", "cond", {"train.preview_samples": 0}, max_steps=2,
+                                   preset="conditional")  # fmt: skip
+        assert job.argv[job.argv.index("--preset") + 1] == "conditional"
+        assert jobs.wait(job.key, 180)["state"] == "done"
+        assert (ws.root / "runs" / "cond" / "run.json").read_text().count('"preset": "conditional"') == 1
+    finally:
+        jobs.close()
+
+
 def test_the_job_queue_has_a_bounded_length(tmp_path):
     ws = Workspace(tmp_path / "ws", Limits(waiting_jobs=1))
     jobs = JobQueue(ws, device="cpu")

@@ -26,27 +26,17 @@ def steps_settings(model: str, steps: int) -> dict[str, Any]:
     return out
 
 
-def default_steps(model: str) -> int:
-    from genzoo.models import get_model_class
-    from genzoo.train.config import TrainConfig
-
-    return int(get_model_class(model).train_defaults.get("max_steps", TrainConfig.max_steps))
-
-
 def calibrate(model: str, data: str, settings: dict[str, Any], seconds: float, device: str) -> dict[str, Any]:
-    """Seconds per step of the real configuration, timed for about `seconds` on a throw-away model."""
+    """Seconds per step of the real configuration, timed for about `seconds` on a throw-away model,
+    and the steps a run with these settings would train on this data (`planned_steps`: the cap)."""
     from genzoo.models import get_model_class
-    from genzoo.settings import route
-    from genzoo.train.run import RunSpec, build_model, choose_for_data, setting_fields
+    from genzoo.train.run import build_model, new_run_spec
     from genzoo.train.trainer import Trainer
 
-    routed = route(settings, setting_fields(model, data))
-    spec = RunSpec(model, data, routed["data"], routed["model"], routed["train"])
-    dataset = spec.load_data()
-    choose_for_data(spec, get_model_class(model), dataset.info)  # what `train` will build for this data
+    spec, dataset = new_run_spec(model, data, settings)  # what `train` will build for this data
     config = spec.train_config()
     with tempfile.TemporaryDirectory() as scratch, torch.random.fork_rng(devices=[]):
         instance = build_model(get_model_class(model), dataset, spec.model_settings, config.seed)
         trainer = Trainer(instance, dataset, config, scratch, device=device, quiet=True)
         per_step, _ = trainer.measure_seconds(seconds)
-    return {"seconds_per_step": round(per_step, 6)}
+    return {"seconds_per_step": round(per_step, 6), "planned_steps": config.max_steps}

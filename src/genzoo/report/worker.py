@@ -17,7 +17,7 @@ import torch
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import atomic_write_text
-from genzoo.report.plan import calibrate, default_steps, steps_settings
+from genzoo.report.plan import calibrate, steps_settings
 
 TRAIN_MARKER = "compare_train.json"
 
@@ -47,7 +47,7 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     if steps is None:
         calibration = calibrate(model, data, base, job["calibration_seconds"], job["device"])
         per_step = calibration["seconds_per_step"]
-        steps = max(1, min(default_steps(model), math.floor(job["time_budget"] / per_step)))
+        steps = max(1, min(calibration["planned_steps"], math.floor(job["time_budget"] / per_step)))
     settings = {**base, **steps_settings(model, steps)}
     if job.get("time_cap"):
         settings["train.time_limit"] = job["time_cap"]

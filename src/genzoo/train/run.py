@@ -158,18 +158,18 @@ def train(
     """
     out = Path(out)
     cls = get_model_class(model)  # fail early on an unknown name
-    chosen = cls.preset(preset) if preset else None
-    if chosen and not resume:
-        settings = {**chosen.settings, **(settings or {})}
-    routed = route(settings or {}, setting_fields(model, str(data)))
+    if preset:
+        cls.preset(preset)
     if out.exists() and not out.is_dir():
         raise GenzooError(f"--out '{out}' is a file; give a directory for the run")
     check_writable(out, "--out")
-    spec = _spec_to_resume(out, model, data, routed, preset) if resume else None
-    dataset = (spec or RunSpec(model, str(data), routed["data"])).load_data()
-    if spec is None:
-        spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"], preset=preset)
-        choose_for_data(spec, cls, dataset.info)
+    if resume:
+        spec = _spec_to_resume(
+            out, model, data, route(settings or {}, setting_fields(model, str(data))), preset
+        )
+        dataset = spec.load_data()
+    else:
+        spec, dataset = new_run_spec(model, data, settings, preset)
     config = spec.train_config()
     instance = build_model(cls, dataset, spec.model_settings, config.seed)
     world = join(resolve_device(device))
@@ -177,6 +177,22 @@ def train(
         return _train_in(out, spec, cls, dataset, instance, config, world, resume, device, quiet)
     finally:
         leave(world)
+
+
+def new_run_spec(
+    model: str, data: str | Path, settings: dict[str, Any] | None = None, preset: str | None = None
+) -> tuple[RunSpec, Dataset]:
+    """What a new run of `model` on `data` is asked to do, and its data: the preset's settings, the
+    user's over them, and the family's choices for the data under both (`train` starts from this;
+    `compare` and the UI read the planned length from it)."""
+    cls = get_model_class(model)
+    if preset:
+        settings = {**cls.preset(preset).settings, **(settings or {})}
+    routed = route(settings or {}, setting_fields(model, str(data)))
+    spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"], preset=preset)
+    dataset = spec.load_data()
+    choose_for_data(spec, cls, dataset.info)
+    return spec, dataset
 
 
 # Any of these given means the user chose the run's length: the family's chosen length (and the

@@ -26,9 +26,8 @@ import torch
 import genzoo
 from genzoo.errors import GenzooError
 from genzoo.models import get_model_class, model_names
-from genzoo.report.plan import default_steps
-from genzoo.train.config import SEED_LIMIT
-from genzoo.train.run import RunSpec
+from genzoo.train.config import SEED_LIMIT, TrainConfig
+from genzoo.train.run import RunSpec, new_run_spec
 from genzoo.train.trainer import read_metrics
 from genzoo.ui.forms import (
     SAMPLE_FIELDS,
@@ -120,6 +119,16 @@ class _Pages:
         return [gr.Dropdown(choices=data) for _ in self.data_lists] + [
             gr.Dropdown(choices=runs) for _ in self.run_lists
         ]
+
+    def planned_steps(self, model: str, data_choice: str | None, preset: str) -> int:
+        """The steps a new run would train: the preset's or the family's choice for the data."""
+        if preset not in (NO_PRESET, *get_model_class(model).presets):
+            preset = NO_PRESET  # the model changed before its preset list did
+        if not data_choice:
+            return TrainConfig.from_dict(dict(get_model_class(model).train_defaults)).max_steps
+        chosen = None if preset == NO_PRESET else preset
+        spec, _ = new_run_spec(model, self.ws.data_source(data_choice), preset=chosen)
+        return spec.train_config().max_steps
 
     def data_dropdown(self, label: str = "Data", elem_id: str | None = None) -> gr.Dropdown:
         dropdown = gr.Dropdown(
@@ -221,10 +230,17 @@ class _Pages:
                 model_names(), value="vae", label="Model", elem_id="train-model", interactive=True
             )
             data = self.data_dropdown(elem_id="train-data")
+            preset = gr.Dropdown(
+                _preset_choices("vae"),
+                value=NO_PRESET,
+                label="Preset",
+                elem_id="train-preset",
+                interactive=True,
+            )
             name = gr.Textbox("vae-digits", label="Run name", elem_id="train-name", interactive=True)
         with gr.Row():
-            steps = gr.Number(default_steps("vae"), precision=0, minimum=1, label="Steps", elem_id="train-steps",
-                              interactive=True)  # fmt: skip
+            steps = gr.Number(self.planned_steps("vae", "digits", NO_PRESET), precision=0, minimum=1, label="Steps",
+                              elem_id="train-steps", interactive=True)  # fmt: skip
             budget = gr.Textbox(
                 "", label="or a time budget (90s, 5m, 1h)", elem_id="train-budget", interactive=True
             )
@@ -244,21 +260,27 @@ class _Pages:
             button = gr.Button("Train", variant="primary", elem_id="train-button")
 
             @user_errors
-            def start(model_name, data_choice, run_name, max_steps, time_budget, seed_value, *values):
+            def start(
+                model_name, data_choice, preset_name, run_name, max_steps, time_budget, seed_value, *values
+            ):
+                # The planned length is the model's own choice: passing it would count as the
+                # user's and drop the schedule chosen with it (genzoo.train.run.LENGTH_SETTINGS).
+                planned = self.planned_steps(model_name, data_choice, preset_name)
                 queued = self.jobs.submit_training(
                     model_name,
                     self.ws.data_source(data_choice),
                     safe_name(run_name, "run name"),
                     changed_settings(fields, list(values)),
-                    max_steps=int(max_steps) if max_steps else None,
+                    max_steps=int(max_steps) if max_steps and int(max_steps) != planned else None,
                     time_budget=time_budget.strip() or None,
                     seed=int(seed_value or 0),
+                    preset=None if preset_name == NO_PRESET else preset_name,
                 )
                 return queued.key, gr.Timer(active=True), _progress_html(self.jobs.status(queued.key))
 
             button.click(
                 start,
-                inputs=[model, data, name, steps, budget, seed, *widgets],
+                inputs=[model, data, preset, name, steps, budget, seed, *widgets],
                 outputs=[job, timer, progress],
                 concurrency_limit=None,
             )
@@ -290,13 +312,17 @@ class _Pages:
             queued = self.jobs.submit_training("", "", safe_name(run_name, "run name"), {}, resume=True)
             return queued.key, gr.Timer(active=True), _progress_html(self.jobs.status(queued.key))
 
-        def defaults_for(model_name: str, data_choice: str | None) -> tuple[int, str]:
-            return default_steps(
-                model_name
-            ), f"{model_name}-{(data_choice or 'data').removeprefix('upload:')}"
+        @user_errors
+        def defaults_for(model_name: str, data_choice: str | None, preset_name: str) -> tuple[int, str]:
+            steps = self.planned_steps(model_name, data_choice, preset_name)
+            return steps, f"{model_name}-{(data_choice or 'data').removeprefix('upload:')}"
 
-        model.change(defaults_for, inputs=[model, data], outputs=[steps, name])
-        data.change(defaults_for, inputs=[model, data], outputs=[steps, name])
+        def presets_for(model_name: str) -> gr.Dropdown:
+            return gr.Dropdown(_preset_choices(model_name), value=NO_PRESET)
+
+        model.change(presets_for, inputs=model, outputs=preset)
+        for changed in (model, data, preset):
+            changed.change(defaults_for, inputs=[model, data, preset], outputs=[steps, name])
         timer.tick(poll, inputs=job, outputs=[timer, progress, curves, log], concurrency_limit=None)
         stop.click(stop_job, inputs=job, outputs=progress)
         resume.click(resume_job, inputs=name, outputs=[job, timer, progress])
@@ -614,6 +640,14 @@ class _Pages:
             return (charts[0] if charts else None), result.frame.head(200), str(out)
 
         button.click(run_forecast, inputs=[run, data, horizon, paths], outputs=[fan, table, files])
+
+
+NO_PRESET = "(none: the model's defaults)"
+
+
+def _preset_choices(model: str) -> list[str]:
+    """The Train page's presets for `model` (`genzoo list --presets`), after the defaults."""
+    return [NO_PRESET, *sorted(get_model_class(model).presets)]
 
 
 def _widget(field) -> gr.components.Component:

@@ -71,19 +71,22 @@ class JobQueue:
         time_budget: str | None = None,
         seed: int = 0,
         resume: bool = False,
+        preset: str | None = None,
     ) -> Job:
-        """Queue `genzoo train MODEL --data DATA --out runs/NAME`; settings become `--set` pairs."""
+        """Queue `genzoo train MODEL --data DATA --out runs/NAME [--preset P]`; settings become `--set` pairs."""
         run = self.workspace.folder("runs", name)
         self._check_idle(f"train-{name}")
         if resume:
             if not (run / "run.json").is_file():
                 raise GenzooError(f"there is no run '{name}' to resume; train it first")
             argv = ["train", RunSpec.read(run).model, "--data", RunSpec.read(run).data, "--resume"]
-            total = RunSpec.read(run).train_settings.get("max_steps")
+            total = RunSpec.read(run).train_config().max_steps
         else:
             if run.exists():
                 raise GenzooError(f"a run named '{name}' exists already; choose another name or resume it")
             argv = ["train", model, "--data", data, "--seed", str(seed)]
+            if preset:
+                argv += ["--preset", preset]
             for key, value in settings.items():
                 argv += ["--set", f"{key}={_yaml(value)}"]
             if time_budget:
@@ -145,7 +148,7 @@ class JobQueue:
             records = [r for r in read_metrics(run / "metrics.jsonl") if "split" not in r]
             step = records[-1]["step"] if records else 0
             if total is None and (run / "run.json").is_file():
-                total = RunSpec.read(run).train_settings.get("max_steps")
+                total = RunSpec.read(run).train_config().max_steps
             if job.state == "done" and total is None:
                 total = step
         percent = None
