@@ -11,7 +11,7 @@ from genzoo.models import get_model_class, model_names
 from genzoo.models.registry import describe_presets
 from genzoo.settings import route
 from genzoo.train.config import TrainConfig
-from genzoo.train.run import RunSpec, setting_fields, train
+from genzoo.train.run import RunSpec, new_run_spec, setting_fields, train
 
 ALL_PRESETS = [(p["model"], p["preset"]) for p in describe_presets()]
 
@@ -55,7 +55,9 @@ def test_a_preset_sits_between_the_data_defaults_and_the_users_settings(tmp_path
     spec = RunSpec.read(run)
     assert spec.preset == "conditional"
     assert spec.model_settings["conditional"] is True and spec.model_settings["dropout"] == 0.3
-    assert spec.train_settings["max_steps"] == 2 and spec.train_settings["lr_decay_steps"] == 1000
+    # The user's length replaces the preset's, and its schedule horizon with it (as for data defaults).
+    assert spec.train_settings["max_steps"] == 2 and "lr_decay_steps" not in spec.train_settings
+    assert spec.train_settings["eval_every"] == 100
     assert json.loads((run / "config.json").read_text())["config"]["conditional"] is True
     card = (run / "README.md").read_text()
     assert "| model | `conditional` | `true` | `false` | preset `conditional` |" in card
@@ -71,14 +73,18 @@ def test_a_preset_sits_between_the_data_defaults_and_the_users_settings(tmp_path
     assert (run / "run.json").read_bytes() == before
 
 
-def test_a_preset_length_makes_the_data_defaults_length_give_way(tmp_path):
-    run = tmp_path / "gan"
-    train("dcgan", "digits", run, {"max_steps": 2}, device="cpu", quiet=True, preset="mnist10k-conditional")
-    spec = RunSpec.read(run)
-    # The preset's channels and lr_decay_steps win over the small-image settings DCGAN picks.
-    assert spec.model_settings["g_channels"] == [16, 32] and spec.train_settings["lr_decay_steps"] == 3000
-    assert "lr_decay_steps" not in spec.data_defaults.get("train", {})
-    assert spec.data_defaults["train"]["ema_decay"] == 0.999  # the rest of the choice stays
+def test_a_preset_length_makes_the_data_defaults_length_give_way():
+    spec, _ = new_run_spec("dcgan", "digits", preset="mnist10k-conditional")
+    # The preset's channels and length win over the small-image settings DCGAN picks; the rest stays.
+    assert list(spec.model_settings["g_channels"]) == [16, 32] and spec.model_settings["r1_weight"] == 1.0
+    assert spec.train_settings["max_steps"] == 3000 and spec.train_settings["lr_decay_steps"] == 3000
+    assert (
+        "max_steps" not in spec.data_defaults["train"] and spec.data_defaults["train"]["ema_decay"] == 0.999
+    )
+    # A time budget replaces both lengths: the plan then sets the horizon to the steps that fit.
+    spec, _ = new_run_spec("dcgan", "digits", {"time_budget": 60.0}, preset="mnist10k-conditional")
+    assert {"max_steps", "lr_decay_steps"}.isdisjoint(spec.train_settings)
+    assert spec.train_settings["time_budget"] == 60.0 and list(spec.model_settings["g_channels"]) == [16, 32]
 
 
 def test_unknown_preset_is_one_line_and_writes_nothing(tmp_path, capsys):

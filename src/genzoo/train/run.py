@@ -183,12 +183,20 @@ def new_run_spec(
     model: str, data: str | Path, settings: dict[str, Any] | None = None, preset: str | None = None
 ) -> tuple[RunSpec, Dataset]:
     """What a new run of `model` on `data` is asked to do, and its data: the preset's settings, the
-    user's over them, and the family's choices for the data under both (`train` starts from this;
-    `compare` and the UI read the planned length from it)."""
+    user's over them, and the family's choices for the data under both; a length the user gives
+    (`LENGTH_SETTINGS`) replaces the preset's and the family's length and schedule horizon. `train`
+    starts from this; `compare` and the UI read the planned length from it."""
     cls = get_model_class(model)
+    fields = setting_fields(model, str(data))
+    routed = route(settings or {}, fields)
     if preset:
-        settings = {**cls.preset(preset).settings, **(settings or {})}
-    routed = route(settings or {}, setting_fields(model, str(data)))
+        chosen = route(dict(cls.preset(preset).settings), fields)
+        if any(
+            k in routed["train"] for k in LENGTH_SETTINGS
+        ):  # the user's length wins, as over data defaults
+            for key in ("max_steps", "lr_decay_steps"):
+                chosen["train"].pop(key, None)
+        routed = {scope: {**chosen[scope], **routed[scope]} for scope in routed}
     spec = RunSpec(model, str(data), routed["data"], routed["model"], routed["train"], preset=preset)
     dataset = spec.load_data()
     choose_for_data(spec, cls, dataset.info)
