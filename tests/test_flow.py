@@ -93,11 +93,12 @@ def test_logit_transform_inverse_and_logdet():
     _check_layer(LogitTransform(0.05), x)
 
 
+@pytest.mark.parametrize("scale_form", ["sigmoid", "exp-tanh"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_maf_layer_inverse_and_logdet(reverse):
+def test_maf_layer_inverse_and_logdet(reverse, scale_form):
     d = 5
     order = torch.arange(d).flip(0) if reverse else torch.arange(d)
-    layer = _perturb(MAFLayer(d, (16, 16), order=order))
+    layer = _perturb(MAFLayer(d, (16, 16), order=order, scale_form=scale_form))
     _check_layer(layer, torch.randn(4, d, generator=_gen(6)))
 
 
@@ -108,6 +109,43 @@ def test_maf_jacobian_is_triangular_in_its_order():
     jac = torch.autograd.functional.jacobian(lambda t: layer(t.view(1, d))[0].flatten(), x.flatten())
     # Reversed order: output d depends on inputs d..D-1 only (upper triangular).
     assert torch.allclose(jac, torch.triu(jac))
+
+
+def test_maf_layer_starts_as_identity_and_bounds_its_scale():
+    d = 3
+    layer = MAFLayer(d, (8,)).double()
+    x = torch.randn(4, d, dtype=torch.float64, generator=_gen(9))
+    y, logdet = layer(x)
+    assert torch.allclose(y, x, atol=1e-12) and torch.allclose(logdet, torch.zeros_like(logdet), atol=1e-12)
+    # Huge raw outputs: the scale saturates inside (1e-3, 2) and stays finite and invertible.
+    with torch.no_grad():
+        layer.made.out.bias.copy_(torch.tensor([0.0] * d + [-1e4, 0.0, 1e4]))
+    y, logdet = layer(x)
+    scale = torch.tensor([1e-3, 1.0, 2 - 1e-3], dtype=torch.float64)
+    assert torch.allclose(y / x, scale)
+    assert torch.allclose(logdet, scale.log().sum().expand(4))
+    assert torch.allclose(layer.inverse(y), x)
+
+
+def test_a_maf_saved_before_the_bounded_scale_loads_with_its_own(tmp_path):
+    import json
+
+    from genzoo.models import load
+
+    model = _tiny(MAF, MAFConfig, n_layers=3, hidden=(24,), scale_form="exp-tanh").float()
+    model.save_pretrained(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["scale_form"]  # as config.json was written before the field existed
+    config_file.write_text(json.dumps(saved))
+    loaded = load(tmp_path / "old")
+    x = torch.rand(6, 1, 4, 4, generator=_gen(11)) * 4
+    assert loaded.config.scale_form == "exp-tanh"
+    assert torch.allclose(loaded.log_prob(x), model.log_prob(x))
+    # The same weights under the new form are another density: the field is what keeps it.
+    fresh = MAF(MAFConfig.from_dict({**loaded.config.to_dict(), "scale_form": "sigmoid"}))
+    fresh.load_state_dict(loaded.state_dict())
+    assert not torch.allclose(fresh.eval().log_prob(x), model.log_prob(x))
 
 
 def test_reverse_inverse_and_logdet():

@@ -30,15 +30,17 @@ Architectures and what differs:
 - zuko / maf: `zuko.flows.MAF(D, transforms=5, hidden_features=(128, 128))` against genzoo `maf`
   (5 MADE layers, hidden (128, 128), relu, orders alternating natural/reversed, as zuko's) with
   `actnorm=False`, since zuko's MAF has no ActNorm. Same layer shapes, the same parameter count.
-  Differences: the log-scale bound (genzoo 4 tanh(a/4), zuko a / (1 + |a / log 1e-3|)) and the
-  output layer's initialisation (genzoo zero, so every layer starts as the identity; zuko default).
+  Differences: the scale (genzoo 1e-3 + 2 sigmoid(a) (1 - 1e-3), in (1e-3, 2); zuko exp of
+  a / (1 + |a / log 1e-3|)) and the output layer's initialisation (genzoo zero, so every layer starts
+  as the identity; zuko default).
 - normflows / maf: `nf.flows.MaskedAffineAutoregressive(D, 128, num_blocks=1,
   use_residual_blocks=False)` x 5 with `nf.flows.ActNorm` between them (genzoo's default
   `actnorm=True` kept) and a reversing `nf.flows.Permute` between layers (genzoo reverses the MADE
   order instead; the same family of maps), base `DiagGaussian(trainable=False)` as genzoo's N(0, I).
   That MADE has genzoo's three layer shapes (D->128, 128->128, 128->2D), hence the same count, but
   no nonlinearity between its first two layers (nflows' block order); the default residual MADE
-  (num_blocks=2) would be 40-90% larger. Its scale is sigmoid(a + 2) + 1e-3 (genzoo exp(4 tanh(a/4))).
+  (num_blocks=2) would be 40-90% larger. Its scale is sigmoid(a + 2) + 1e-3, in (1e-3, 1.001) (genzoo's
+  in (1e-3, 2), 1 at the start); both add the shift after the scale.
   normflows' `MaskedAffineAutoregressive` is the nflows transform whose one-pass direction is
   `forward`, while `NormalizingFlow.log_prob` calls `inverse` (D sequential MADE passes, an IAF in
   effect). Used as shipped, a MAF therefore trains D times slower; we wrap it the way normflows wraps

@@ -39,6 +39,9 @@ class ModelConfig:
     data_low: float = 0.0
     data_high: float = 16.0
     num_classes: int = 0
+    # Fields added after configs were first saved, with the value that reproduces what such a saved
+    # run computed (its new default may differ): `load` fills them in where config.json lacks them.
+    saved_before: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -380,6 +380,10 @@ class MAFConfig(FlowConfig):
     hidden: tuple[int, ...] = (128, 128)  # MADE hidden widths
     activation: ActivationName = "relu"
     actnorm: bool = True  # ActNorm between MADE layers
+    # Each layer's scale: "sigmoid" bounds it to (1e-3, 2) (see MAFLayer); "exp-tanh" is the
+    # earlier exp(4 tanh(a/4)), which overfits small data (digits: 109.1 against 105.5 nats).
+    scale_form: Literal["sigmoid", "exp-tanh"] = "sigmoid"
+    saved_before: ClassVar[dict[str, Any]] = {"scale_form": "exp-tanh"}
 
 
 @register_model
@@ -411,7 +415,9 @@ class MAF(_Flow):
         layers: list[FlowLayer] = []
         for i in range(c.n_layers):
             order = torch.arange(d) if i % 2 == 0 else torch.arange(d).flip(0)
-            layers.append(MAFLayer(d, tuple(c.hidden), order=order, act=c.activation))
+            layers.append(
+                MAFLayer(d, tuple(c.hidden), order=order, act=c.activation, scale_form=c.scale_form)
+            )
             if c.actnorm and i < c.n_layers - 1:
                 layers.append(ActNorm(d))
         self.stages.append(nn.ModuleList(layers))

@@ -78,7 +78,7 @@ def _read_config(path: Path) -> tuple[type[GenerativeModel], ModelConfig]:
         raise invalid('"config" must be an object of the model\'s settings')
     try:
         cls = get_model_class(payload["model"])  # an unknown name says so, with the choices
-        return cls, cls.Config.from_dict(payload["config"])
+        return cls, cls.Config.from_dict({**cls.Config.saved_before, **payload["config"]})
     except GenzooError as err:
         raise invalid(str(err)) from err
     except (TypeError, ValueError) as err:  # a config's own from_dict (e.g. VAE's old keys) met bad values

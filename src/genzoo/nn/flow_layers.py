@@ -248,34 +248,60 @@ class AffineCoupling(FlowLayer):
         return self._join(cond, (other - t) * torch.exp(-s))
 
 
+# "sigmoid": the bounded scale below; "exp-tanh": the earlier form, kept so that runs saved with it
+# still load with the density they were trained with (MAFConfig.saved_before).
+MAF_SCALE_FORMS = ("sigmoid", "exp-tanh")
+
+
 class MAFLayer(FlowLayer):
     """Masked autoregressive flow layer (Papamakarios et al. 2017) on vectors (B, D).
 
-    Density direction in one pass: y_d = (x_d - mu_d(x_<d)) * exp(-alpha_d(x_<d)),
-    log |det| = -sum alpha. The inverse (sampling) takes D passes, one dimension at a time.
+    Density direction in one pass: y_d = x_d * s_d(x_<d) + t_d(x_<d), log |det| = sum log s.
+    The inverse (sampling) takes D passes, one dimension at a time.
+
+    The scale s = 1e-3 + (1 - 1e-3) 2 sigmoid(a) lies in (1e-3, 2) and is 1 at a = 0 (the MADE's
+    zero output: every layer starts as the identity). Bounding how far one layer may stretch a
+    dimension, instead of the paper's exp(alpha) (here once exp(4 tanh(a/4)): up to e^4 per layer),
+    stops the flow sharpening its density around the training points; ActNorm, between layers,
+    still sets each dimension's overall scale. The shift is added after the scale, not (x - mu) s,
+    so that its gradient does not depend on the scale. Measured (benchmarks/peers/flows_maf_realnvp.py,
+    301 steps): test NLL on digits 109.2 -> 106.7 nats (0.8 of it the shift), toy2d-moons 2.66 -> 2.61;
+    `maf`'s defaults on digits 109.1 -> 105.5, on toy2d-moons unchanged within seeds (2.43).
     """
 
     def __init__(
-        self, dim: int, hidden: tuple[int, ...], order: torch.Tensor | None = None, act: str = "relu"
+        self,
+        dim: int,
+        hidden: tuple[int, ...],
+        order: torch.Tensor | None = None,
+        act: str = "relu",
+        scale_form: str = "sigmoid",
     ):
         super().__init__()
+        if scale_form not in MAF_SCALE_FORMS:
+            raise ValueError(f"scale_form must be one of {MAF_SCALE_FORMS}, got {scale_form!r}")
         self.made = MADE(dim, hidden, 2, order=order, act=act)
+        self.scale_form = scale_form
 
-    @staticmethod
-    def _log_scale(raw: torch.Tensor) -> torch.Tensor:
-        return 4.0 * torch.tanh(raw / 4.0)  # a soft clamp of the log-scale to (-4, 4)
+    def _shift_and_log_scale(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, log s) from the MADE's two outputs (B, 2, ...)."""
+        raw_shift, raw_scale = out[:, 0], out[:, 1]
+        if self.scale_form == "exp-tanh":  # runs saved before the bound: y = (x - mu) exp(-4 tanh(a/4))
+            log_scale = -4.0 * torch.tanh(raw_scale / 4.0)
+            return -raw_shift * torch.exp(log_scale), log_scale
+        return raw_shift, torch.log(1e-3 + (1 - 1e-3) * 2 * torch.sigmoid(raw_scale))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.made(x)
-        mu, alpha = out[:, 0], self._log_scale(out[:, 1])
-        return (x - mu) * torch.exp(-alpha), -alpha.sum(1)
+        shift, log_scale = self._shift_and_log_scale(self.made(x))
+        return x * torch.exp(log_scale) + shift, log_scale.sum(1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         x = torch.zeros_like(y)
         tracked = torch.is_grad_enabled()
         for d in torch.argsort(self.made.order).tolist():  # dimensions in autoregressive order
             out = self.made(x)  # only dimension d is new: the others' scales are not computed
-            value = y[:, d] * torch.exp(self._log_scale(out[:, 1, d])) + out[:, 0, d]
+            shift, log_scale = self._shift_and_log_scale(out[:, :, d])
+            value = (y[:, d] - shift) * torch.exp(-log_scale)
             if tracked:
                 x = x.clone()  # no in-place edit of a tensor autograd may still need
             x[:, d] = value
