@@ -17,7 +17,7 @@ from genzoo.apps.compression import compress, decompress, pack, unpack
 from genzoo.cli import main
 from genzoo.data import load_dataset
 from genzoo.errors import GenzooError
-from genzoo.models import load
+from genzoo.models import get_model_class, load
 
 SMALL = ["--set", "channels=8", "--set", "n_layers=2", "--set", "head_channels=16", "--set", "eval_every=0"]
 
@@ -133,6 +133,16 @@ def test_container_refuses_anything_altered():
             unpack(broken, "f")
 
 
+def test_a_conditional_pixelcnn_has_no_conditionals_to_code_with():
+    model = get_model_class("pixelcnn").for_data(load_dataset("digits").info, conditional=True)
+    for call in (
+        lambda: model.conditional_steps(2),
+        lambda: model.conditional_probs(torch.zeros(2, 1, 8, 8)),
+    ):
+        with pytest.raises(GenzooError, match="mixes its classes"):
+            call()
+
+
 @pytest.fixture(scope="module")
 def broken(runs, tmp_path_factory):
     """Files a user can break, made once: a truncated, an altered, a foreign file, bad arrays."""
@@ -144,6 +154,8 @@ def broken(runs, tmp_path_factory):
     flipped[len(good) // 2] ^= 0x10
     (tmp_path / "altered.gzoo").write_bytes(bytes(flipped))
     (tmp_path / "good.gzoo").write_bytes(good)
+    header, words = unpack(good, "good")
+    (tmp_path / "oldcoder.gzoo").write_bytes(pack({**header, "coder": "autoregressive-range"}, words))
     (tmp_path / "random.gzoo").write_bytes(np.random.default_rng(0).bytes(300))
     (tmp_path / "empty.gzoo").write_bytes(b"")
     np.save(tmp_path / "offgrid.npy", np.full((2, 1, 8, 8), 0.5, dtype=np.float32))
@@ -159,6 +171,7 @@ BAD = [
     ("decompress {run} {tmp}/empty.gzoo --out {tmp}/x.npy", "not a genzoo compressed file"),
     ("decompress {run} {tmp}/absent.gzoo --out {tmp}/x.npy", "does not exist"),
     ("decompress {runs}/other {tmp}/good.gzoo --out {tmp}/x.npy", "another run"),
+    ("decompress {run} {tmp}/oldcoder.gzoo --out {tmp}/x.npy", "coder 'autoregressive-range', which"),
     ("decompress {run} {tmp}/good.gzoo --out {tmp}/x.png", ".npy file or a folder"),
     ("compress {run} --data {tmp}/offgrid.npy --out {tmp}/y.gzoo", "between the run's 17 levels"),
     ("compress {run} --data {tmp}/toolarge.npy --out {tmp}/y.gzoo", "outside 0..16"),

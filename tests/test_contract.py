@@ -212,7 +212,7 @@ def test_declared_capabilities_are_true(name):
     assert cls.can_complete == (hasattr(cls, "complete") or "prompt" in sample or "primer" in sample)
     assert not cls.latent_space or hasattr(cls, "encode")
     overrides = lambda name: getattr(cls, name) is not getattr(GenerativeModel, name)  # noqa: E731
-    assert cls.codes_exactly == overrides("conditional_probs")
+    assert cls.codes_exactly == overrides("conditional_probs") == overrides("conditional_steps")
     assert cls.bits_back == overrides("observation_probs") == overrides("latent_posterior")
     assert cls.has_anomaly_map == overrides("anomaly_map")
     assert not cls.anomaly_scores or overrides("anomaly_score")
@@ -252,6 +252,8 @@ def test_conditionals_read_only_earlier_dimensions(case):
     if not model.codes_exactly:
         with pytest.raises(GenzooError, match="conditionals"):
             model.conditional_probs(batch[0][:2])
+        with pytest.raises(GenzooError, match="conditionals"):
+            model.conditional_steps(2)
         return
     x = batch[0][:4].clone()
     probs = model.conditional_probs(x)
@@ -264,5 +266,7 @@ def test_conditionals_read_only_earlier_dimensions(case):
     after = model.conditional_probs(changed.view_as(x))
     assert torch.allclose(after[:, : d + 1], probs[:, : d + 1], atol=1e-6)
     assert not torch.allclose(after[:, d + 1 :], probs[:, d + 1 :], atol=1e-6)
-    for k in (0, d, dims - 1):  # one dimension alone: the same distribution, however it is computed
-        assert torch.allclose(model.conditional_probs(x, k), probs[:, k], atol=1e-5)
+    steps, flat = model.conditional_steps(4), x.reshape(4, -1)
+    for k in range(dims):  # known one dimension at a time: the same distributions, however computed
+        assert torch.allclose(steps.probs(), probs[:, k], atol=1e-5), k
+        steps.fix(flat[:, k])

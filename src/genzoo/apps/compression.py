@@ -8,10 +8,9 @@ Two coders, chosen by what the model declares:
 - `bits_back` (VAE): bits-back ANS (`genzoo.apps.bitsback`), about -ELBO(x) bits per example.
 
 Encoder and decoder must compute the very same probabilities, or the decoder drifts off silently.
-So the encoder computes them exactly as the decoder can: pixel d's distribution from an image whose
-pixels before d are known and the rest are `low`, in the same batches, on the CPU, in float32, on
-one thread (another thread count may sum in another order). `constriction` then quantises each
-distribution to integers the same way on both sides.
+So both step through the model's `conditional_steps` alike: the same batches, pixels fixed in the same
+order, on the CPU, in float32, on one thread (another thread count may sum in another order).
+`constriction` then quantises each distribution to integers the same way on both sides.
 
 The file (`.gzoo`):
 
@@ -29,6 +28,7 @@ import json
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,15 @@ from genzoo.data import load_dataset
 from genzoo.data.options import without_common
 from genzoo.errors import GenzooError
 from genzoo.files import check_writable
-from genzoo.models.base import WEIGHTS_FILE, GenerativeModel
+from genzoo.models.base import WEIGHTS_FILE, ConditionalSteps, GenerativeModel
 from genzoo.progress import reporting, track
 from genzoo.train.run import load_run
 
 MAGIC = b"GZOO"
 FORMAT_VERSION = 1
-CODER = "autoregressive-range"
+CODER = (
+    "autoregressive-range-v2"  # "autoregressive-range" files (whole-image passes, other floats) are refused
+)
 BATCH = 500  # images decoded in parallel; part of the file, since both sides must batch alike
 SPLITS = ("all", "train", "val", "test")
 
@@ -85,17 +87,14 @@ def _categorical():
     return constriction_module().stream.model.Categorical(perfect=False)
 
 
-def _pass_inputs(known: torch.Tensor, d: int, low: float) -> torch.Tensor:
-    """The batch as the decoder sees it before dimension d: the first d values known, the rest `low`."""
-    partial = torch.full_like(known, low)
-    partial[:, :d] = known[:, :d]
-    return partial
+def _pixel_steps(count: int, dims: int, batch: int) -> Iterator[tuple[int, int]]:
+    """(first example of the batch, dimension) in coding order, with a progress bar over pixels."""
+    steps = [(start, d) for start in range(0, count, batch) for d in range(dims)]
+    return iter(track(steps, unit="pixel"))
 
 
-def _conditionals(model: GenerativeModel, flat: torch.Tensor, d: int) -> np.ndarray:
-    shape = (len(flat), *model.config.data_shape)
-    probs = model.conditional_probs(flat.view(shape), d)
-    return np.ascontiguousarray(probs.cpu().numpy(), dtype=np.float32)
+def _probs(steps: ConditionalSteps) -> np.ndarray:
+    return np.ascontiguousarray(steps.probs().cpu().numpy(), dtype=np.float32)
 
 
 def encode(model: GenerativeModel, x: torch.Tensor, batch: int = BATCH) -> tuple[np.ndarray, float]:
@@ -109,13 +108,14 @@ def encode(model: GenerativeModel, x: torch.Tensor, batch: int = BATCH) -> tuple
     encoder = constriction.stream.queue.RangeEncoder()
     categorical = _categorical()
     bits = 0.0
-    steps = [(start, d) for start in range(0, len(flat), batch) for d in range(flat.shape[1])]
-    for start, d in track(steps, unit="pixel"):
-        known = flat[start : start + batch]
-        probs = _conditionals(model, _pass_inputs(known, d, low), d)
-        sym = symbols[start : start + batch, d]
+    for start, d in _pixel_steps(len(flat), flat.shape[1], batch):
+        if d == 0:
+            known = flat[start : start + batch]
+            steps = model.conditional_steps(len(known))
+        probs, sym = _probs(steps), symbols[start : start + batch, d]
         encoder.encode(sym, categorical, probs)
         bits += coded_bits(probs, sym)
+        steps.fix(known[:, d])
     return encoder.get_compressed(), bits
 
 
@@ -129,13 +129,12 @@ def decode(model: GenerativeModel, words: np.ndarray, count: int, batch: int = B
     categorical = _categorical()
     values = torch.linspace(low, high, levels)
     out = torch.full((count, dims), float(low))
-    steps = [(start, d) for start in range(0, count, batch) for d in range(dims)]
-    for start, d in track(steps, unit="pixel"):
-        known = out[start : start + batch]
-        probs = _conditionals(model, _pass_inputs(known, d, low), d)
-        out[start : start + batch, d] = values[
-            torch.from_numpy(decoder.decode(categorical, probs).astype(np.int64))
-        ]
+    for start, d in _pixel_steps(count, dims, batch):
+        if d == 0:
+            steps = model.conditional_steps(len(out[start : start + batch]))
+        decoded = values[torch.from_numpy(decoder.decode(categorical, _probs(steps)).astype(np.int64))]
+        out[start : start + batch, d] = decoded
+        steps.fix(decoded)
     return out.view(count, *config.data_shape)
 
 

@@ -10,7 +10,7 @@ import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from safetensors.torch import save_file
@@ -70,6 +70,16 @@ class Preset:
     figure: str  # what it reproduces and where the README shows it
 
 
+class ConditionalSteps(Protocol):
+    """A batch of examples built one dimension at a time in the flattened order (`conditional_steps`):
+    `probs()` is p(x_d = level | x_<d) for the next dimension d, (N, levels) float32; `fix(values)`
+    sets x_d (data units) and moves on to d + 1."""
+
+    def probs(self) -> torch.Tensor: ...
+
+    def fix(self, values: torch.Tensor) -> None: ...
+
+
 @dataclass
 class Phase:
     """One optimizer of a model: the Trainer builds it and steps it in order.
@@ -120,8 +130,8 @@ class GenerativeModel(nn.Module):
     # `anomaly_score`: "reconstruction" (autoencoders), "critic" (GANs), "denoising" (diffusion).
     anomaly_scores: ClassVar[tuple[str, ...]] = ()
     has_anomaly_map: ClassVar[bool] = False  # `anomaly_map` gives a score per dimension (pixel)
-    # `conditional_probs` gives the exact distribution of each dimension given the ones before it,
-    # in the flattened order: what `genzoo compress` codes with (autoregressive models).
+    # `conditional_probs` and `conditional_steps` give the exact distribution of each dimension given
+    # the ones before it, in the flattened order: what `genzoo compress` codes with (autoregressive models).
     codes_exactly: ClassVar[bool] = False
     # `latent_posterior` and `observation_probs` give q(z|x) and p(x|z): bits-back coding (VAEs).
     bits_back: ClassVar[bool] = False
@@ -216,10 +226,14 @@ class GenerativeModel(nn.Module):
         `has_anomaly_map`: where in an image the model finds what it does not expect."""
         raise GenzooError(f"model '{self.name}' gives no per-pixel anomaly map")
 
-    def conditional_probs(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    def conditional_probs(self, x: torch.Tensor) -> torch.Tensor:
         """p(x_d = level | x_<d) for every dimension d of the flattened example: (N, D, levels),
-        float32, entry d reading only dimensions before d; with `dim`, that dimension's alone,
-        (N, levels), as cheaply as the family can (where `codes_exactly`)."""
+        float32, entry d reading only dimensions before d (where `codes_exactly`)."""
+        raise GenzooError(f"model '{self.name}' has no exact per-dimension conditionals to code with")
+
+    def conditional_steps(self, n: int) -> ConditionalSteps:
+        """The same conditionals for `n` examples known one dimension at a time, as a decoder learns
+        them, each step as cheap as the family can make it (where `codes_exactly`)."""
         raise GenzooError(f"model '{self.name}' has no exact per-dimension conditionals to code with")
 
     def latent_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -116,6 +116,15 @@ class _ShiftedConv(nn.Module):
         out = self.conv(F.pad(x, self.pad))
         return out[..., :h, :w]
 
+    def row(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Output row i alone, (B, cout, 1, W): `forward(x)[..., i:i+1, :]`, reading only the rows of
+        x that row i sees (so the rows below need not be known yet)."""
+        left, right, top, _ = self.pad
+        first = i - top  # the input row under the kernel's top row
+        window = x[..., max(first, 0) : first + self.conv.kernel_size[0], :]
+        out = self.conv(F.pad(window, (left, right, max(-first, 0), 0)))
+        return out[..., : x.shape[-1]]
+
 
 def vertical_conv(cin: int, cout: int, kernel_size: int, include_center_row: bool) -> nn.Module:
     """Output at (i, j) sees rows i - k//2 .. i - 1 (or .. i), columns j - k//2 .. j + k//2."""
@@ -169,13 +178,21 @@ class GatedLayer(nn.Module):
     def forward(
         self, v: torch.Tensor, h: torch.Tensor, label: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        v_pre = self.v_conv(v)
-        h_pre = self.h_conv(h) + self.v_to_h(v_pre)
+        v_new, to_h = self.vertical(self.v_conv(v), label)
+        return v_new, self.horizontal(h, to_h)
+
+    def vertical(
+        self, v_pre: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """From the vertical convolution's output: the vertical stack's new features, and what it
+        adds to the horizontal stack's pre-activation (with the class biases)."""
+        to_h = self.v_to_h(v_pre)
         if self.class_bias is not None and label is not None:
             bv, bh = self.class_bias(label)[:, :, None, None].chunk(2, dim=1)
-            v_pre, h_pre = v_pre + bv, h_pre + bh
-        v_new = self._gate(v_pre)
-        h_new = self.h_out(self._gate(h_pre))
-        if not self.first:
-            h_new = h_new + h  # residual on the horizontal stack
-        return v_new, h_new
+            v_pre, to_h = v_pre + bv, to_h + bh
+        return self._gate(v_pre), to_h
+
+    def horizontal(self, h: torch.Tensor, to_h: torch.Tensor) -> torch.Tensor:
+        """The horizontal stack's new features, given what the vertical stack adds (`vertical`)."""
+        h_new = self.h_out(self._gate(self.h_conv(h) + to_h))
+        return h_new if self.first else h_new + h  # residual on the horizontal stack
