@@ -12,8 +12,9 @@ checked bit-exact against the original):
   NLL in bits per dimension (the file's overhead over Shannon's bound, with and without the header).
 - `vae`: bits-back ANS; set beside the -ELBO of the latents it coded (its target) and the VAE's NLL.
 Digits runs are trained here with the families' defaults (or reused with --reuse); binarized MNIST
-uses the PixelCNN that benchmarks/binarized_mnist.py trains (runs/bench-binarized-mnist/pixelcnn,
-channels 32, 8 layers, 2000 steps) and a VAE trained here (its defaults, 5000 steps).
+uses the PixelCNN that benchmarks/binarized_mnist.py trains (runs/bench-binarized-mnist/pixelcnn, its
+`binarized-mnist` preset: 32 channels, 8 layers, kernels of 5) and a VAE trained here (its defaults,
+5000 steps).
 
 Classic codecs on the same pixels, each image alone (the sum of the files) and the whole set as one
 array: PNG (Pillow, optimize; 1-bit for binary images, 8-bit grey otherwise, the levels as values),

@@ -80,10 +80,12 @@ class PixelCNN(GenerativeModel):
         "keep_best": True,  # small data overfit: keep the best validation's weights
     }
     presets = {
+        # Kernels of 5 let 8 layers see 16 rows up instead of 9: val NLL 61.3 against 66.0 after 1000 steps.
+        # Validation is best at step 2000 and those weights are kept (keep_best); it overfits after.
         "binarized-mnist": Preset(
             "mnist-binary",
-            {"channels": 32, "n_layers": 8, "max_steps": 2000, "lr_decay_steps": 2000},
-            "test NLL 66.2 nats per image (README, Results: Binarized MNIST-10k)",
+            {"channels": 32, "n_layers": 8, "kernel_size": 5, "max_steps": 3500, "lr_decay_steps": 3500},
+            "test NLL 62.9 nats per image (README, Results: Binarized MNIST-10k)",
         ),
         # Chosen on val NLL (82.5 at the defaults, 81.9 here and with 64 channels, 8 layers, dropout 0.3).
         "conditional": Preset(
