@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 import genzoo
+from genzoo.errors import GenzooError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -177,17 +178,22 @@ def train_unless_reused(
 
 
 def _trained_with(run: Path, model: str, data: str, settings: dict) -> bool:
-    """Whether RUN/run.json records this model, data and every one of these settings."""
+    """Whether the run was trained with this model, data and every one of these settings: recorded in
+    RUN/run.json, or left at a default that has that value (a seed of 0 the CLI did not record)."""
+    from genzoo.train.run import RunSpec
+
     try:
         spec = json.loads((run / "run.json").read_text())
-    except (OSError, ValueError):
+        effective = {
+            "model_settings": json.loads((run / "config.json").read_text())["config"],
+            "train_settings": RunSpec.read(run).train_config().to_dict(),
+        }
+    except (OSError, ValueError, KeyError, GenzooError):
         return False
-    recorded = {
-        **spec.get("data_options", {}),
-        **spec.get("model_settings", {}),
-        **spec.get("train_settings", {}),
-    }
+    recorded = {}
     for scope, key in (("data", "data_options"), ("model", "model_settings"), ("train", "train_settings")):
-        recorded.update({f"{scope}.{k}": v for k, v in spec.get(key, {}).items()})  # dotted --set names
+        values = {**effective.get(key, {}), **spec.get(key, {})}
+        recorded.update(values)
+        recorded.update({f"{scope}.{k}": v for k, v in values.items()})  # dotted --set names
     same = all(json.dumps(recorded.get(k)) == json.dumps(v) for k, v in settings.items())
     return spec.get("model") == model and spec.get("data") == str(data) and same
