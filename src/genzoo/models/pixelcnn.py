@@ -233,7 +233,11 @@ class PixelCNN(GenerativeModel):
     def conditional_steps(self, n: int) -> ConditionalSteps:
         """The conditionals of `n` images decoded pixel by pixel, each pixel at one row's cost (gated)."""
         self._refuse_mixed_classes()
-        return _GatedRows(self, n) if self.config.architecture == "gated" else _CroppedRows(self, n)
+        return self._steps(n)
+
+    def _steps(self, n: int, label: torch.Tensor | None = None) -> _CroppedRows:
+        """`n` images built pixel by pixel: row-cached for the gated architecture, cropped for the plain."""
+        return (_GatedRows if self.config.architecture == "gated" else _CroppedRows)(self, n, label)
 
     def _refuse_mixed_classes(self) -> None:
         if self.config.conditional:
@@ -302,7 +306,7 @@ class PixelCNN(GenerativeModel):
             pick = uniform((n,), generator, self.device)
             label = (cdf < pick.unsqueeze(1)).sum(1).clamp(max=self.config.num_classes - 1)
         label = label if self.config.conditional else None
-        steps = (_GatedRows if self.config.architecture == "gated" else _CroppedRows)(self, n, label)
+        steps = self._steps(n, label)
         values = torch.linspace(self.config.data_low, self.config.data_high, self.levels, device=self.device)
         for i in track(range(x.shape[2]), unit="row"):
             for j in range(x.shape[3]):
