@@ -23,7 +23,9 @@ input space v, turned into nats per example by the same lines. For the toy that 
 log p(v) + log |dv/dx| (the exact density in dataset units); for digits the uniform-dequantisation
 bound -log P(x) <= -log p(v) + D log 17 with one fixed-seed noise draw shared by both sides
 (genzoo's `log_prob` estimator; the genzoo side is checked equal to `model.log_prob`). The peer's
-log p(v) is its own `log_prob(logit(v))` plus the logit's log-Jacobian.
+log p(v) is its own `log_prob(logit(v))` plus the logit's log-Jacobian. Over three seeds (network
+initialisation, batches, dequantisation noise): the timed run is seed 0, seeds 1 and 2 train both
+sides again for the same steps untimed; the table gives the mean and standard deviation.
 
 Architectures and what differs:
 
@@ -32,7 +34,9 @@ Architectures and what differs:
   `actnorm=False`, since zuko's MAF has no ActNorm. Same layer shapes, the same parameter count.
   Differences: the scale (genzoo 1e-3 + 2 sigmoid(a) (1 - 1e-3), in (1e-3, 2); zuko exp of
   a / (1 + |a / log 1e-3|)) and the output layer's initialisation (genzoo zero, so every layer starts
-  as the identity; zuko default).
+  as the identity; zuko default). Because genzoo's bounded scale leaves each dimension's overall
+  scale to ActNorm, the rows also give genzoo's MAF with its default `actnorm=True` (4 D more
+  parameters), trained alone for the same seeds and steps (`quality.genzoo_alone`).
 - normflows / maf: `nf.flows.MaskedAffineAutoregressive(D, 128, num_blocks=1,
   use_residual_blocks=False)` x 5 with `nf.flows.ActNorm` between them (genzoo's default
   `actnorm=True` kept) and a reversing `nf.flows.Permute` between layers (genzoo reverses the MADE
@@ -65,7 +69,7 @@ from __future__ import annotations
 import normflows as nf
 import torch
 import zuko
-from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
+from sidebyside import alternate, batches, genzoo_trainer, over_seeds, parameter_count, row, run_alone, spread
 
 from genzoo.data import load_dataset
 from genzoo.metrics.likelihood import discrete_nll_from_density
@@ -85,9 +89,10 @@ EVAL_SEED = 0
 
 # (rounds, calls per round) of training steps: 1 warm-up step + rounds * calls in all.
 # (rounds, calls) of training steps, and of 1000-sample draws (a toy draw takes ~10 ms: many a round).
-FULL = {"maf_toy": (4, 75), "maf_digits": (4, 75), "realnvp": (4, 30),
+# Quality over `seeds` seeds: the timed run and untimed reruns of the same steps.
+FULL = {"maf_toy": (4, 75), "maf_digits": (4, 75), "realnvp": (4, 30), "seeds": 3,
         "sample": {"maf_toy": (6, 10), "maf_digits": (4, 1), "realnvp": (4, 1)}}  # fmt: skip
-QUICK = {"maf_toy": (2, 10), "maf_digits": (2, 10), "realnvp": (2, 5),
+QUICK = {"maf_toy": (2, 10), "maf_digits": (2, 10), "realnvp": (2, 5), "seeds": 2,
          "sample": {"maf_toy": (2, 3), "maf_digits": (1, 1), "realnvp": (1, 1)}}  # fmt: skip
 
 
@@ -284,31 +289,58 @@ def compare(
     build,
     schedule: tuple[int, int],
     sample_plan: tuple[int, int],
+    seeds: int,
     notes: str = "",
     extra=None,
+    genzoo_alone: dict | None = None,
 ) -> list[dict]:
-    torch.manual_seed(0)
-    trainer = genzoo_trainer(gz_model, data, {**OPTIM, **settings})
-    gz = trainer.model
+    """The pair's rows. `genzoo_alone`: genzoo settings whose quality is also measured, genzoo only,
+    with the same seeds and steps (its own defaults where the pair had to turn them off)."""
     dataset = load_dataset(data)
     train_x = dataset.split("train").tensors[0].to(torch.float32)
     test_x = dataset.split("test").tensors[0]
-    torch.manual_seed(0)
-    module, loss, log_prob, draw = build(gz)
-    peer = PeerSteps(gz, train_x, trainer.config.batch_size, module, loss)
+
+    def both(seed: int):
+        """genzoo's trainer and the peer's network and steps, each initialised from `seed`."""
+        torch.manual_seed(seed)
+        trainer = genzoo_trainer(gz_model, data, {**OPTIM, **settings}, seed=seed)
+        torch.manual_seed(seed)
+        module, loss, log_prob, draw = build(trainer.model)
+        peer = PeerSteps(trainer.model, train_x, trainer.config.batch_size, module, loss, seed=seed)
+        torch.manual_seed(seed)
+        return trainer, module, log_prob, draw, peer
+
+    def nlls(trainer, module, log_prob) -> tuple[float, float]:
+        return genzoo_nll(trainer.model, test_x), peer_nll(trainer.model, module, log_prob, test_x)
+
+    def again(seed: int) -> tuple[float, float]:
+        trainer, module, log_prob, _, peer = both(seed)
+        trainer.train_steps(steps)
+        for _ in range(steps):
+            peer()
+        return nlls(trainer, module, log_prob)
+
+    trainer, module, log_prob, draw, peer = both(0)
+    gz = trainer.model
     counts = {"genzoo": parameter_count(gz), "peer": parameter_count(module)}
     peer_name = pair.split(" / ")[0]
     rounds, calls = schedule
-    torch.manual_seed(0)
     rates = alternate({"genzoo": lambda: trainer.train_steps(1), peer_name: peer}, rounds, calls)
     steps = rates["genzoo"]["calls"]
     assert trainer.step == steps == rates[peer_name]["calls"]
     quality = {
         "metric": "test NLL, nats/example" + (" (dequantisation bound)" if gz.discrete else ""),
-        "genzoo": round(genzoo_nll(gz, test_x), 4),
-        "peer": round(peer_nll(gz, module, log_prob, test_x), 4),
         "better": "lower",
+        **over_seeds(nlls(trainer, module, log_prob), again, seeds),
     }
+    if genzoo_alone:
+        alone = []
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            other = genzoo_trainer(gz_model, data, {**OPTIM, **settings, **genzoo_alone}, seed=seed)
+            other.train_steps(steps)
+            alone.append(genzoo_nll(other.model, test_x))
+        quality["genzoo_alone"] = {"settings": genzoo_alone, **spread(alone)}
     settings_text = {
         "data": data,
         "batch_size": trainer.config.batch_size,
@@ -377,11 +409,12 @@ def run(quick: bool) -> list[dict]:
     stock_rate = lambda gz: stock_normflows_maf_rate(gz, 1 if quick else 3)  # noqa: E731
     mafs = [  # pair, genzoo settings, peer network, notes, extra figures (digits only)
         ("zuko / maf", {"actnorm": False}, zuko_maf,
-         "genzoo actnorm=False (zuko's MAF has none); see the module docstring", None),
+         "genzoo actnorm=False (zuko's MAF has none); see the module docstring", None, {"actnorm": True}),
         ("normflows / maf", {"actnorm": True}, normflows_maf,
-         "normflows' MAF turned to one-pass density (DensityFirst); see the module docstring", stock_rate),
+         "normflows' MAF turned to one-pass density (DensityFirst); see the module docstring", stock_rate,
+         None),
     ]  # fmt: skip
-    for pair, settings, network, notes, extra in mafs:
+    for pair, settings, network, notes, extra, alone in mafs:
         for data, key in (("toy2d-moons", "maf_toy"), ("digits", "maf_digits")):
             rows += compare(
                 pair,
@@ -391,8 +424,10 @@ def run(quick: bool) -> list[dict]:
                 lambda gz, network=network: network(gz.numel),
                 plan[key],
                 plan["sample"][key],
+                plan["seeds"],
                 notes=notes,
                 extra=extra if data == "digits" else None,
+                genzoo_alone=alone,
             )
     rows += compare(
         "normflows / realnvp",
@@ -402,6 +437,7 @@ def run(quick: bool) -> list[dict]:
         lambda gz: normflows_realnvp(gz.shape),
         plan["realnvp"],
         plan["sample"]["realnvp"],
+        plan["seeds"],
         notes="ConvNet2d has no residual connections; half-width checkerboard; exp scale; see the docstring",
         extra=lambda gz: {
             "profile": "torch.profiler, 5 training steps / 2 x 1000 samples, one thread: the same 300 / 120 "

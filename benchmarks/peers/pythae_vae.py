@@ -44,7 +44,9 @@ z_k ~ q(z|x), from an encoder callable (x -> mean, log-variance) and a decoder c
 the networks in eval mode (no dropout), after both sides trained the same number of steps.
 Full mode: vae 2001 steps and iwae 1001 steps per side (1 untimed warm-up step, then 10 alternating
 timed rounds of 200 / 100), NLL with K = 500 on all 1000 test images (the estimator agrees with
-genzoo's own `log_prob` to ~0.02 nats at K = 1000). --quick: 51 steps, K = 50, 200 test images.
+genzoo's own `log_prob` to ~0.02 nats at K = 1000). The timed run is seed 0; seeds 1 and 2 train
+both sides again for the same steps, untimed, and the table gives the NLL's mean and standard
+deviation over the three. --quick: 51 steps, K = 50, 200 test images, two seeds.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from pythae.data.datasets import DatasetOutput
 from pythae.models import IWAE, VAE, IWAEConfig, VAEConfig
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
-from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
+from sidebyside import alternate, batches, genzoo_trainer, over_seeds, parameter_count, row, run_alone
 from torch import nn
 
 from genzoo.data import load_dataset
@@ -134,8 +136,8 @@ class Decoder(BaseDecoder):
         return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).view(len(z), *self.shape))
 
 
-def pythae_model(name: str, shape: tuple[int, ...]) -> nn.Module:
-    torch.manual_seed(SEED)  # the initial weights, as genzoo's build_model seeds its own
+def pythae_model(name: str, shape: tuple[int, ...], seed: int = SEED) -> nn.Module:
+    torch.manual_seed(seed)  # the initial weights, as genzoo's build_model seeds its own
     if name == "iwae":
         config = IWAEConfig(
             input_dim=shape, latent_dim=LATENT, reconstruction_loss="bce", number_samples=IWAE_SAMPLES
@@ -205,42 +207,58 @@ def pair(name: str, quick: bool) -> dict:
     train = dataset.split("train").tensors[0]
     test = dataset.split("test").tensors[0]
     shape = tuple(train.shape[1:])
-
     settings = dict(GENZOO_SETTINGS, **({"train_samples": IWAE_SAMPLES} if name == "iwae" else {}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        trainer = genzoo_trainer(name, DATA, settings, seed=SEED)
-    ours = trainer.model
 
-    theirs = pythae_model(name, shape)
-    theirs.train()
-    optimizer = torch.optim.AdamW(theirs.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
-    stream = batches(train, BATCH, SEED)
+    def both(seed: int):
+        """genzoo's trainer, pythae's model and its optimizer step, each initialised from `seed`."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            trainer = genzoo_trainer(name, DATA, settings, seed=seed)
+        theirs = pythae_model(name, shape, seed)
+        theirs.train()
+        optimizer = torch.optim.AdamW(theirs.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
+        stream = batches(train, BATCH, seed)
 
-    def peer_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = theirs(DatasetOutput(data=next(stream))).loss
-        loss.backward()
-        optimizer.step()
+        def peer_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss = theirs(DatasetOutput(data=next(stream))).loss
+            loss.backward()
+            optimizer.step()
 
-    genzoo_name, peer_name = f"genzoo {name}", f"pythae {name.upper()}"
+        return trainer, theirs, peer_step
+
     if quick:
-        rounds, calls, k, n_test = 2, 25, 50, 200
+        rounds, calls, k, n_test, seeds = 2, 25, 50, 200, 2
     elif name == "vae":
-        rounds, calls, k, n_test = 10, 200, 500, len(test)
+        rounds, calls, k, n_test, seeds = 10, 200, 500, len(test), 3
     else:
-        rounds, calls, k, n_test = 10, 100, 500, len(test)
+        rounds, calls, k, n_test, seeds = 10, 100, 500, len(test), 3
+    x = test[:n_test]
+
+    def nlls(trainer, theirs) -> tuple[float, float]:
+        trainer.model.eval()
+        theirs.eval()
+        return (
+            importance_sampled_nll(*_genzoo_callables(trainer.model), x, k),
+            importance_sampled_nll(*_pythae_callables(theirs), x, k),
+        )
+
+    def again(seed: int) -> tuple[float, float]:
+        trainer, theirs, peer_step = both(seed)
+        trainer.train_steps(steps)
+        for _ in range(steps):
+            peer_step()
+        return nlls(trainer, theirs)
+
+    trainer, theirs, peer_step = both(SEED)
+    ours = trainer.model
+    genzoo_name, peer_name = f"genzoo {name}", f"pythae {name.upper()}"
     rates = alternate(
         {genzoo_name: lambda: trainer.train_steps(1), peer_name: peer_step}, rounds=rounds, calls=calls
     )
     steps = rates[genzoo_name]["calls"]
     assert steps == rates[peer_name]["calls"] == trainer.step
-
-    ours.eval()
-    theirs.eval()
-    x = test[:n_test]
-    nll_ours = importance_sampled_nll(*_genzoo_callables(ours), x, k)
-    nll_theirs = importance_sampled_nll(*_pythae_callables(theirs), x, k)
+    quality = over_seeds(nlls(trainer, theirs), again, seeds, digits=3)
     return row(
         f"pythae / {name}",
         f"train {name} (batch {BATCH}, {DATA})",
@@ -248,12 +266,7 @@ def pair(name: str, quick: bool) -> dict:
         rates,
         (genzoo_name, peer_name),
         parameters={"genzoo": parameter_count(ours), "peer": parameter_count(theirs)},
-        quality={
-            "metric": f"test NLL (nats, IS K={k}, {n_test} images)",
-            "genzoo": round(nll_ours, 3),
-            "peer": round(nll_theirs, 3),
-            "better": "lower",
-        },
+        quality={"metric": f"test NLL (nats, IS K={k}, {n_test} images)", "better": "lower", **quality},
         settings={
             "steps": steps,
             "rounds": rounds,

@@ -30,7 +30,8 @@ from genzoo.train.run import build_model  # noqa: E402
 from genzoo.train.trainer import Trainer  # noqa: E402
 
 __all__ = [
-    "alternate", "batches", "genzoo_trainer", "one_thread", "parameter_count", "row", "run_alone", "save", "table",
+    "alternate", "batches", "genzoo_trainer", "one_thread", "over_seeds", "parameter_count", "row", "run_alone",
+    "save", "spread", "table",
 ]  # fmt: skip
 
 
@@ -118,10 +119,40 @@ def row(
     }
 
 
+def spread(values: list[float], digits: int = 4) -> dict:
+    """Mean, sample standard deviation and every value of one side's quality over seeds."""
+    out = {"mean": round(statistics.fmean(values), digits)}
+    if len(values) > 1:
+        out |= {"sd": round(statistics.stdev(values), digits), "by_seed": [round(v, digits) for v in values]}
+    return out
+
+
+def over_seeds(
+    first: tuple[float, float], again: Callable[[int], tuple[float, float]], seeds: int, digits: int = 4
+) -> dict:
+    """The quality of both sides after the same steps, from `seeds` seeds: `first` (genzoo's, the
+    peer's) from the timed run (seed 0), then `again(seed)` for seeds 1, 2, ... (untimed runs of the
+    same steps). Per side its `spread`, keyed "genzoo", "genzoo_sd", "genzoo_by_seed" (and "peer...")
+    for the table: a gap smaller than the spread over seeds is not a gap."""
+    values = [first] + [again(seed) for seed in range(1, seeds)]
+    out: dict = {"seeds": seeds}
+    for side, column in zip(("genzoo", "peer"), zip(*values, strict=True), strict=True):
+        summary = spread(list(column), digits)
+        out[side] = summary.pop("mean")
+        out |= {f"{side}_{key}": value for key, value in summary.items()}
+    return out
+
+
 def quality_text(quality: dict | None) -> str:
     if not quality:
         return ""
-    return f"{quality['metric']} {quality['genzoo']:.4g} vs {quality['peer']:.4g} ({quality['better']} is better)"
+
+    def value(side: str) -> str:
+        spread = f" ± {quality[f'{side}_sd']:.2g}" if f"{side}_sd" in quality else ""
+        return f"{quality[side]:.4g}{spread}"
+
+    seeds = f", {quality['seeds']} seeds" if quality.get("seeds", 1) > 1 else ""
+    return f"{quality['metric']} {value('genzoo')} vs {value('peer')} ({quality['better']} is better{seeds})"
 
 
 def table(rows: list[dict]) -> str:

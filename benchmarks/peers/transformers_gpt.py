@@ -32,6 +32,8 @@ How the sides are made equal:
 Quality: validation loss in nats per token after the same steps, by one function for both
 (`val_loss`: cross-entropy of each model's logits): the val stream cut into consecutive windows of
 65 tokens (every val token predicted once with 1 to 64 tokens of context, as genzoo's `log_prob`).
+Over three seeds: the timed run is seed 0; seeds 1 and 2 (initial weights, batches, windows) train
+both sides again for the same steps, untimed; the table gives the mean and standard deviation.
 
 Generation: from the same 1-token prompt ("\\n", as `GPT.sample` starts without a prompt), 16 sequences of
 63 new tokens each, sampled at temperature 1 with no top-k/top-p, key/value cache on, in
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, batches, genzoo_trainer, parameter_count, row, run_alone
+from sidebyside import alternate, batches, genzoo_trainer, over_seeds, parameter_count, row, run_alone
 
 PAIR = "transformers / gpt"
 NAMES = ("genzoo gpt", "transformers GPT2LMHeadModel")
@@ -93,14 +95,14 @@ def build_peer(model, seed: int = 0):
     return peer
 
 
-def peer_trainer(peer, train: torch.Tensor, block_size: int):
+def peer_trainer(peer, train: torch.Tensor, block_size: int, seed: int = 0):
     """The peer's optimizer step as a closure: same rows as genzoo, random windows of block_size + 1."""
     optimizer = torch.optim.AdamW(
         peer.parameters(), lr=SETTINGS["lr"], betas=SETTINGS["betas"], weight_decay=SETTINGS["weight_decay"]
     )
-    offsets = torch.Generator().manual_seed(1)
+    offsets = torch.Generator().manual_seed(1 + seed)
     span = block_size + 1
-    stream = batches(train, SETTINGS["batch_size"])
+    stream = batches(train, SETTINGS["batch_size"], seed)
     state = {"step": 0}
 
     def step() -> float:
@@ -146,21 +148,36 @@ def run(quick: bool) -> list[dict]:
     train = trainer.train_set.tensors[0]
     val = trainer.data.streams["val"]
     params = {"genzoo": parameter_count(model), "peer": parameter_count(peer)}
+    windows = 64 if quick else None
 
-    # (1) training: tokens per second, then val loss after the same number of steps.
-    rounds, calls = (2, 5) if quick else (10, 60)
+    def losses(trainer, peer) -> tuple[float, float]:
+        trainer.model.eval()
+        peer.eval()
+        return (
+            val_loss(trainer.model, val, size, windows),
+            val_loss(lambda x: peer(input_ids=x, use_cache=False).logits, val, size, windows),
+        )
+
+    def again(seed: int) -> tuple[float, float]:
+        """Both sides trained again from `seed` for the same steps, untimed."""
+        other = genzoo_trainer("gpt", "shakespeare", SETTINGS, seed=seed)
+        other_peer = build_peer(other.model, seed)
+        other.train_steps(trainer.step)
+        peer_step = peer_trainer(other_peer, train, size, seed)
+        for _ in range(trainer.step):
+            peer_step()
+        return losses(other, other_peer)
+
+    # (1) training: tokens per second, then val loss after the same number of steps (over seeds).
+    rounds, calls, seeds = (2, 5, 2) if quick else (10, 60, 3)
     work = {NAMES[0]: lambda: trainer.train_steps(1), NAMES[1]: peer_trainer(peer, train, size)}
     rates = alternate(work, rounds=rounds, calls=calls, warmup=2)
     steps = {n: r["calls"] for n, r in rates.items()}
     assert steps[NAMES[0]] == steps[NAMES[1]] == trainer.step
-    model.eval()
-    peer.eval()
-    windows = 64 if quick else None
     quality = {
         "metric": "val loss (nats/token)",
-        "genzoo": round(val_loss(model, val, size, windows), 4),
-        "peer": round(val_loss(lambda x: peer(input_ids=x, use_cache=False).logits, val, size, windows), 4),
         "better": "lower",
+        **over_seeds(losses(trainer, peer), again, seeds),
     }
     tokens = SETTINGS["batch_size"] * size
     rows = [
