@@ -54,6 +54,26 @@ def test_corrections_match_their_definitions():
     assert close(columns["score"], nll / np.log(2) - columns["png_bits"])
 
 
+def test_several_backgrounds_are_their_equal_mixture():
+    x = torch.randint(0, 17, (12, 1, 4, 4)).float()
+    model, near, far = gaussian(3.0), gaussian(6.0), gaussian(12.0)
+    columns = Scorer(model, "likelihood-ratio", [near, far]).columns(x)
+    mixture = -np.log(0.5 * np.exp(-closed_form_nll(x, 6.0)) + 0.5 * np.exp(-closed_form_nll(x, 12.0)))
+    assert np.allclose(columns["background_nll"], mixture, rtol=1e-5, atol=1e-3)
+    assert np.allclose(columns["score"], columns["nll"] - columns["background_nll"])
+    # A mixture of one background with itself is that background.
+    alone = Scorer(model, "likelihood-ratio", near).columns(x)["background_nll"]
+    twice = Scorer(model, "likelihood-ratio", [near, near]).columns(x)["background_nll"]
+    assert np.allclose(alone, twice, rtol=1e-6, atol=1e-6)
+
+
+def test_a_mismatched_background_among_several_is_refused():
+    with pytest.raises(GenzooError, match="shape"):
+        Scorer(gaussian(3.0), "likelihood-ratio", [gaussian(6.0), gaussian(6.0, shape=(1, 2, 2))])
+    with pytest.raises(GenzooError, match="background run"):
+        Scorer(gaussian(3.0), "likelihood-ratio", [])
+
+
 def test_png_bits_are_the_size_of_a_lossless_png():
     x = torch.randint(0, 17, (3, 1, 8, 8)).float()
     bits = complexity_bits(x, 0.0, 16.0)
@@ -209,6 +229,11 @@ def test_likelihood_ratio_with_a_background_run(runs, capsys, tmp_path):
     assert summary["score"] == "likelihood-ratio"
     frame = pd.read_csv(out)
     assert np.allclose(frame["score"], frame["nll"] - frame["background_nll"])
+    # The same background twice is one background: the same scores.
+    again = tmp_path / "lr2.csv"
+    twice = ["--background", str(runs / "bg")] * 2
+    run_json(capsys, str(runs / "vae"), "--split", "val", *twice, "--out", str(again))
+    assert np.allclose(pd.read_csv(again)["background_nll"], frame["background_nll"], rtol=1e-6, atol=1e-6)
 
 
 def test_labels_from_a_file(runs, capsys, tmp_path):
@@ -286,6 +311,10 @@ BAD = [
     (["--labels", "{tmp}/absent.csv"], "not a file"),
     (["--background", "{runs}/gan", "--score", "likelihood-ratio"], "no likelihood"),
     (["--background", "{tmp}/no-run"], "no-run"),
+    (
+        ["--background", "{runs}/bg", "--background", "{runs}/gan", "--score", "likelihood-ratio"],
+        "no likelihood",
+    ),
 ]
 
 

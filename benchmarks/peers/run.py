@@ -8,7 +8,8 @@ Each pair lives in its own script here (runnable alone, with the same flags), wh
 one table: a task (training steps, sampling, generation), genzoo's rate, the peer's, their ratio
 (> 1: genzoo faster) in wall-clock time and in CPU time (the steadier of the two when other jobs share
 the machine), the parameter counts of both networks, and the quality both reach after the same
-steps (FID, NLL, validation loss), each measured by one estimator for both.
+steps (FID, NLL, validation loss), each measured by one estimator for both; the NLLs and the
+validation loss as mean ± standard deviation over three seeds (the timed run and two untimed reruns).
 `--quick` is a smoke check (a few minutes in all); its figures are not the table's.
 Results: benchmarks/results/peers.json (or peers_quick.json) and the markdown table printed at the end.
 """

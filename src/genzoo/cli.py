@@ -65,7 +65,7 @@ ANOMALY_SCORES = """scores (higher = more anomalous):
                     likelihood; else nll, reconstruction, denoising or critic, as the model offers
   nll               -log p(x) (flows, autoregressive, VAE estimate, diffusion bound, dbn)
   likelihood-ratio  nll minus a background run's nll (Ren et al. 2019; train the background with
-                    --set data.mutation=0.2)
+                    --set data.mutation=0.2); several --background runs: their equal mixture's
   complexity        nll in bits minus the bits of a PNG of the image (Serra et al. 2020)
   typicality        |nll - mean nll of the run's validation split| (Nalisnick et al. 2019)
   reconstruction    VAE, TVAE: -log p(x | z = the posterior mean)
@@ -216,7 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--contamination", type=float, help="share of the scored data expected anomalous, in (0, 0.5)"
     )
     p.add_argument("--labels", help="file of 0/1 per example (1 = anomaly), or a column of the table")
-    p.add_argument("--background", type=Path, help="likelihood-ratio: a run trained on noised data")
+    p.add_argument(
+        "--background",
+        type=Path,
+        action="append",
+        help="likelihood-ratio: a run trained on noised data; repeat it for the equal mixture of several",
+    )
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

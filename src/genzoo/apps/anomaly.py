@@ -11,7 +11,9 @@ offers through the contract (`score_kinds`, `anomaly_score`, `anomaly_map`):
   data set can give a simpler, different one a *higher* likelihood:
   - `likelihood-ratio` (Ren et al. 2019): nll minus the nll of a background model (a run trained on
     the same data with a share of its values replaced by noise, `--set data.mutation=0.2`), which
-    explains away what is common to all inputs (smooth backgrounds, few strokes).
+    explains away what is common to all inputs (smooth backgrounds, few strokes). Several background
+    runs act as one, their equal-weight mixture: each explains away what it models best (a general-
+    domain background the smoothness of natural images, a mutated twin the training data's own).
   - `complexity` (Serra et al. 2020): the NLL in bits minus the bits of a lossless PNG of the
     image, i.e. how much better the model codes x than a generic compressor does.
   - `typicality` (Nalisnick et al. 2019b, per example): how far the NLL is from the mean NLL of
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,11 +63,20 @@ Examples = torch.Tensor | list[torch.Tensor]  # a batch, or lines of text of dif
 
 
 # ---- scoring ---------------------------------------------------------------------------------
-def choose_score(model: GenerativeModel, background: GenerativeModel | None = None) -> tuple[str, str]:
+Background = GenerativeModel | Sequence[GenerativeModel] | None  # one background run, or a mixture
+
+
+def _as_list(background: Background) -> list[GenerativeModel]:
+    if background is None:
+        return []
+    return [background] if isinstance(background, GenerativeModel) else list(background)
+
+
+def choose_score(model: GenerativeModel, background: Background = None) -> tuple[str, str]:
     """The score `auto` means for `model`, and why. A diffusion model's likelihood is a bound summed
     over all its noise levels (a thousand network passes per example): its denoising score is used."""
     kinds = model.score_kinds()
-    if "nll" in kinds and background is not None:
+    if "nll" in kinds and _as_list(background):
         return "likelihood-ratio", "a background run was given: nll minus its nll (Ren et al. 2019)"
     shape = tuple(model.config.data_shape)
     usable = "nll" in kinds and model.log_prob_kind != "bound"
@@ -111,7 +123,7 @@ class Scorer:
 
     model: GenerativeModel
     kind: str
-    background: GenerativeModel | None = None
+    background: Background = None  # likelihood-ratio: a run, or several (their equal-weight mixture)
     batch_size: int = 256
     reference: np.ndarray | None = field(default=None, repr=False)  # scores of the reference data
     center: float | None = None  # typicality: the reference's mean NLL
@@ -135,20 +147,22 @@ class Scorer:
             raise GenzooError("the complexity score compares with a PNG of the image: it is for image data")
 
     def _check_background(self) -> None:
-        bg = self.background
-        if bg is None:
+        backgrounds = _as_list(self.background)
+        if not backgrounds:
             raise GenzooError(
                 "likelihood-ratio needs a background run (--background RUN): the same model trained on "
                 "the same data with noise in it, e.g. `genzoo train MODEL --data DATA --set data.mutation=0.2`"
             )
-        if "nll" not in bg.score_kinds():
-            raise GenzooError(f"the background run ('{bg.name}') has no likelihood")
-        ours, theirs = self.model.config, bg.config
-        if (tuple(ours.data_shape), ours.data_levels) != (tuple(theirs.data_shape), theirs.data_levels):
-            raise GenzooError(
-                f"the background run models data of shape {tuple(theirs.data_shape)} with {theirs.data_levels} "
-                f"levels, the run {tuple(ours.data_shape)} with {ours.data_levels}; train it on the same data"
-            )
+        for bg in backgrounds:
+            if "nll" not in bg.score_kinds():
+                raise GenzooError(f"the background run ('{bg.name}') has no likelihood")
+            ours, theirs = self.model.config, bg.config
+            if (tuple(ours.data_shape), ours.data_levels) != (tuple(theirs.data_shape), theirs.data_levels):
+                raise GenzooError(
+                    f"the background run models data of shape {tuple(theirs.data_shape)} with "
+                    f"{theirs.data_levels} levels, the run {tuple(ours.data_shape)} with {ours.data_levels}; "
+                    "train it on data of the same shape and levels"
+                )
 
     def _raw(self, model: GenerativeModel, x: Examples, kind: str) -> np.ndarray:
         # Lines of text and pieces of music differ in length: their NLL is per token and per frame,
@@ -178,7 +192,9 @@ class Scorer:
             return {"score": self._raw(self.model, x, self.kind)}
         nll = self._raw(self.model, x, "nll")
         if self.kind == "likelihood-ratio":
-            background = self._raw(self.background, x, "nll")
+            nlls = np.stack([self._raw(bg, x, "nll") for bg in _as_list(self.background)])
+            # -log of the backgrounds' equal mixture, (1/K) sum_k p_k(x); one background: its nll.
+            background = math.log(len(nlls)) - np.logaddexp.reduce(-nlls, axis=0)
             return {"score": nll - background, "nll": nll, "background_nll": background}
         if self.kind == "complexity":
             bits = complexity_bits(x, self.model.config.data_low, self.model.config.data_high)
@@ -245,7 +261,7 @@ def anomaly(
     fpr: float | None = None,
     contamination: float | None = None,
     labels: str | Path | None = None,
-    background: str | Path | None = None,
+    background: str | Path | Sequence[str | Path] | None = None,
     out: str | Path | None = None,
     batch_size: int = 256,
     device: str = "auto",
@@ -270,9 +286,10 @@ def anomaly(
             raise GenzooError(f"--out '{out}' is a directory; give a file name such as scores.csv")
         check_writable(out, "--out")
     model, spec = load_run(run, device=device)
-    bg_model = load_run(background, device=device)[0] if background is not None else None
-    kind, reason = choose_score(model, bg_model) if score == "auto" else (score, "asked for")
-    scorer = Scorer(model, kind, bg_model, batch_size=batch_size)
+    paths = [background] if isinstance(background, str | Path) else list(background or [])
+    bg_models = [load_run(path, device=device)[0] for path in paths] or None
+    kind, reason = choose_score(model, bg_models) if score == "auto" else (score, "asked for")
+    scorer = Scorer(model, kind, bg_models, batch_size=batch_size)
     examples, rows, table_frame = _scored_data(model, spec, data, split)
     label_values, label_source = _labels(labels, spec, rows, table_frame)
     if contamination is None or kind == "typicality":  # else the threshold needs the scored data only
