@@ -78,7 +78,7 @@ import torch
 import torch.nn.functional as F
 from common import earlier_runs, logged_train_seconds, save, save_grid, train_unless_reused
 
-from genzoo.apps.anomaly import Scorer, complexity_bits
+from genzoo.apps.anomaly import Scorer, complexity_bits, mixture_nll
 from genzoo.data import load_dataset
 from genzoo.metrics.anomaly import detection_metrics
 from genzoo.models import load
@@ -238,11 +238,15 @@ def all_scores(model, backgrounds: dict, x: torch.Tensor, center: float) -> dict
     """The scores of `x` from one pass of each model (the same formulas as `Scorer`, which
     `check_against_scorer` confirms), with the NLL, background NLLs and PNG bits they come from.
     `backgrounds`: {likelihood-ratio score name: its background models (several: their mixture)}."""
+    nll_of = {}  # id(model) -> its NLLs: a background in several ratios is scored once
+    for scored in [model, *(bg for group in backgrounds.values() for bg in group)]:
+        if id(scored) not in nll_of:
+            nll_of[id(scored)] = Scorer(scored, "nll", batch_size=SCORE_BATCH).score(x)
+    nll, png = nll_of[id(model)], complexity_bits(x, model.config.data_low, model.config.data_high)
     out = {}
-    for kind, background in backgrounds.items():
-        columns = Scorer(model, "likelihood-ratio", background, batch_size=SCORE_BATCH).columns(x)
-        out[kind], out[f"{kind}_background_nll"] = columns["score"], columns["background_nll"]
-    nll, png = columns["nll"], complexity_bits(x, model.config.data_low, model.config.data_high)
+    for kind, group in backgrounds.items():
+        background = mixture_nll(np.stack([nll_of[id(bg)] for bg in group]))
+        out[kind], out[f"{kind}_background_nll"] = nll - background, background
     return {
         "nll": nll,
         "complexity": nll / math.log(2) - png,

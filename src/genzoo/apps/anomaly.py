@@ -66,6 +66,11 @@ Examples = torch.Tensor | list[torch.Tensor]  # a batch, or lines of text of dif
 Background = GenerativeModel | Sequence[GenerativeModel] | None  # one background run, or a mixture
 
 
+def mixture_nll(nlls: np.ndarray) -> np.ndarray:
+    """-log of the equal mixture (1/K) sum_k p_k(x), from the K models' NLLs (K, N); one model: its NLL."""
+    return math.log(len(nlls)) - np.logaddexp.reduce(-nlls, axis=0)
+
+
 def _as_list(background: Background) -> list[GenerativeModel]:
     if background is None:
         return []
@@ -192,9 +197,7 @@ class Scorer:
             return {"score": self._raw(self.model, x, self.kind)}
         nll = self._raw(self.model, x, "nll")
         if self.kind == "likelihood-ratio":
-            nlls = np.stack([self._raw(bg, x, "nll") for bg in _as_list(self.background)])
-            # -log of the backgrounds' equal mixture, (1/K) sum_k p_k(x); one background: its nll.
-            background = math.log(len(nlls)) - np.logaddexp.reduce(-nlls, axis=0)
+            background = mixture_nll(np.stack([self._raw(bg, x, "nll") for bg in _as_list(self.background)]))
             return {"score": nll - background, "nll": nll, "background_nll": background}
         if self.kind == "complexity":
             bits = complexity_bits(x, self.model.config.data_low, self.model.config.data_high)
@@ -287,7 +290,7 @@ def anomaly(
         check_writable(out, "--out")
     model, spec = load_run(run, device=device)
     paths = [background] if isinstance(background, str | Path) else list(background or [])
-    bg_models = [load_run(path, device=device)[0] for path in paths] or None
+    bg_models = [load_run(path, device=device)[0] for path in paths]
     kind, reason = choose_score(model, bg_models) if score == "auto" else (score, "asked for")
     scorer = Scorer(model, kind, bg_models, batch_size=batch_size)
     examples, rows, table_frame = _scored_data(model, spec, data, split)
