@@ -59,7 +59,7 @@ Ren et al.'s ratio fails with the PixelCNN on every OOD set whose pixels are pre
 neighbours (constants, photos, upscaled digits, faces): its background, trained to expect a noise
 pixel anywhere, learned that a pixel says little about the next, so on any smooth image it pays more
 than the model trained on clean digits, whose local smoothness carries over. Measured after 150 and
-1500 steps and with a 2-layer background (clean or mutated): all below 0.5 on those sets. A general
+1500 steps: below 0.5 on those sets both times. A general
 background, which has seen smooth natural images, is cheaper than the model there, as the ratio needs.
 
 PixelCNN at 28x28 samples pixel by pixel (784 full passes), so the 64-sample preview every run
