@@ -111,6 +111,15 @@ SKIMAGE_IMAGES = (
     "camera", "astronaut", "coins", "moon", "text", "page", "clock",
     "grass", "gravel", "brick", "cell", "chelsea", "coffee", "rocket",
 )  # fmt: skip
+# The twin's mutation rate is chosen per ratio on a validation OOD set, as Ren et al. choose theirs:
+# crops of scikit-image's other bundled pictures (none in SKIMAGE_IMAGES or the general background),
+# VALIDATION_CROPS each, against the MNIST val split; the rate with the highest worst-picture AUROC.
+TWIN_MUTATIONS = (0.05, 0.1, 0.2)
+VALIDATION_IMAGES = (
+    "hubble_deep_field", "horse", "shepp_logan_phantom", "checkerboard", "logo",
+    "retina", "microaneurysms", "immunohistochemistry", "colorwheel", "cat",
+)  # fmt: skip
+VALIDATION_CROPS = 50
 SETS = {
     "constant": "one uniformly drawn level 0..255 per image, all pixels equal",
     "dark": "one uniformly drawn level 0..15 per image, all pixels equal",
@@ -155,17 +164,34 @@ def _crops(photos: list[np.ndarray], n: int, rng: np.random.Generator) -> torch.
     return torch.cat(crops)
 
 
-def _skimage_crops(n: int, rng: np.random.Generator) -> torch.Tensor:
+def _skimage_pictures(names: tuple[str, ...]) -> list[np.ndarray]:
+    """scikit-image's bundled pictures, grey, values 0..255 (colour greyed, binary as 0/255)."""
     import skimage.data
     from skimage.color import rgb2gray
 
-    photos = []
-    for name in SKIMAGE_IMAGES:
+    pictures = []
+    for name in names:
         image = getattr(skimage.data, name)()
         if image.ndim == 3:
             image = rgb2gray(image[..., :3]) * 255.0
-        photos.append(np.asarray(image, dtype=np.float32))
-    return _crops(photos, n, rng)
+        elif image.dtype != np.uint8:  # a binary mask or a float picture in 0..1
+            image = image.astype(np.float32) * 255.0
+        pictures.append(np.asarray(image, dtype=np.float32))
+    return pictures
+
+
+def _skimage_crops(n: int, rng: np.random.Generator) -> torch.Tensor:
+    return _crops(_skimage_pictures(SKIMAGE_IMAGES), n, rng)
+
+
+def validation_ood(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The OOD set the twin's mutation rate is chosen on: VALIDATION_CROPS crops of each of
+    VALIDATION_IMAGES, by picture (the choice maximises the worst picture's AUROC)."""
+    pictures = _skimage_pictures(VALIDATION_IMAGES)
+    return {
+        name: _crops([picture], VALIDATION_CROPS, np.random.default_rng([seed, 8, i]))
+        for i, (name, picture) in enumerate(zip(VALIDATION_IMAGES, pictures, strict=True))
+    }
 
 
 def ood_sets(mnist_test: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -234,26 +260,70 @@ def general_settings(steps: int, seed: int, mutation: float) -> dict:
 
 
 # ---- scoring ---------------------------------------------------------------------------------
-def all_scores(model, backgrounds: dict, x: torch.Tensor, center: float) -> dict[str, np.ndarray]:
-    """The scores of `x` from one pass of each model (the same formulas as `Scorer`, which
-    `check_against_scorer` confirms), with the NLL, background NLLs and PNG bits they come from.
-    `backgrounds`: {likelihood-ratio score name: its background models (several: their mixture)}."""
-    nll_of = {}  # id(model) -> its NLLs: a background in several ratios is scored once
-    for scored in [model, *(bg for group in backgrounds.values() for bg in group)]:
+Candidates = dict[tuple[str, float | None], list]  # (ratio score, twin's mutation) -> backgrounds
+
+
+def ratio_candidates(twins: dict[float, object], general) -> Candidates:
+    """Every likelihood ratio on offer: against each twin, the general background, and each twin's
+    equal mixture with the general background (`genzoo anomaly RUN --background A --background B`)."""
+    candidates: Candidates = {("likelihood-ratio-general", None): [general]}
+    for rate, twin in twins.items():
+        candidates[("likelihood-ratio", rate)] = [twin]
+        candidates[("likelihood-ratio-mixture", rate)] = [twin, general]
+    return candidates
+
+
+def all_scores(model, candidates: Candidates, x: torch.Tensor) -> dict:
+    """The model's NLLs of `x` and each candidate ratio's (ratio, background NLL), one pass per model
+    (a background in several ratios is scored once); the formulas are `Scorer`'s, which
+    `check_against_scorer` confirms."""
+    nll_of = {}
+    for scored in [model, *(bg for group in candidates.values() for bg in group)]:
         if id(scored) not in nll_of:
             nll_of[id(scored)] = Scorer(scored, "nll", batch_size=SCORE_BATCH).score(x)
-    nll, png = nll_of[id(model)], complexity_bits(x, model.config.data_low, model.config.data_high)
-    out = {}
-    for kind, group in backgrounds.items():
+    nll, ratios = nll_of[id(model)], {}
+    for key, group in candidates.items():
         background = mixture_nll(np.stack([nll_of[id(bg)] for bg in group]))
-        out[kind], out[f"{kind}_background_nll"] = nll - background, background
-    return {
-        "nll": nll,
-        "complexity": nll / math.log(2) - png,
-        "typicality": np.abs(nll - center),
-        **out,
-        "png_bits": png,
+        ratios[key] = (nll - background, background)
+    return {"nll": nll, "ratios": ratios}
+
+
+def _auroc(normal: np.ndarray, ood: np.ndarray) -> float:
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(ood))]
+    return round(detection_metrics(np.r_[normal, ood], labels)["auroc"], 4)
+
+
+def _parts(names: list[str], sizes: list[int]) -> dict[str, slice]:
+    bounds = np.cumsum([0, *sizes])
+    return {name: slice(int(bounds[i]), int(bounds[i + 1])) for i, name in enumerate(names)}
+
+
+def choose_twins(model, candidates: Candidates, val: torch.Tensor, validation: dict) -> tuple[dict, float]:
+    """Per ratio score, the twin mutation chosen on the validation OOD set (MNIST val = 0, each
+    picture's crops = 1): the highest worst-picture AUROC, ties to the higher mean. Returns the
+    choice with every rate's validation AUROCs, and the model's mean val NLL (the typicality centre,
+    what `Scorer(model, "typicality").fit(val)` centres on, from this same pass)."""
+    scored = all_scores(model, candidates, torch.cat([val, *validation.values()]))
+    part = _parts(["val", *validation], [len(val), *map(len, validation.values())])
+    table: dict[str, dict] = {}
+    for (kind, rate), (ratio, _) in scored["ratios"].items():
+        if rate is None:
+            continue
+        per_picture = {name: _auroc(ratio[part["val"]], ratio[part[name]]) for name in validation}
+        table.setdefault(kind, {})[rate] = {
+            "min_auroc": min(per_picture.values()),
+            "mean_auroc": round(float(np.mean(list(per_picture.values()))), 4),
+            "auroc": per_picture,
+        }
+    chosen = {
+        kind: max(by_rate, key=lambda r, b=by_rate: (b[r]["min_auroc"], b[r]["mean_auroc"]))
+        for kind, by_rate in table.items()
     }
+    selection = {
+        kind: {"mutation": chosen[kind], "validation": {f"{r:g}": v for r, v in by_rate.items()}}
+        for kind, by_rate in table.items()
+    }
+    return selection, float(scored["nll"][part["val"]].mean())
 
 
 def check_against_scorer(model, backgrounds: dict, x: torch.Tensor, center: float, got: dict) -> None:
@@ -267,21 +337,25 @@ def check_against_scorer(model, backgrounds: dict, x: torch.Tensor, center: floa
 
 
 def evaluate(
-    run: Path, bg_runs: dict[str, list[Path]], val: torch.Tensor, test: torch.Tensor, sets: dict
+    run: Path, twin_runs: dict[float, Path], general_run: Path, val: torch.Tensor, test, sets, validation
 ) -> dict:
-    """AUROC per set and score; `bg_runs`: {likelihood-ratio score name: its background runs}."""
-    model, loaded = load(run), {path: load(path) for paths in bg_runs.values() for path in paths}
-    backgrounds = {kind: [loaded[path] for path in paths] for kind, paths in bg_runs.items()}
+    """AUROC per set and score, each likelihood ratio with the twin chosen on `validation`."""
+    model, general = load(run), load(general_run)
+    candidates = ratio_candidates({rate: load(path) for rate, path in twin_runs.items()}, general)
     dims = math.prod(model.config.data_shape)
     start = time.time()
-    # What Scorer(model, "typicality").fit(val) centres on, in one pass over val instead of its two.
-    center = float(Scorer(model, "nll", batch_size=SCORE_BATCH).score(val).mean())
+    selection, center = choose_twins(model, candidates, val, validation)
+    mutation = {kind: choice["mutation"] for kind, choice in selection.items()}
+    chosen = {kind: (kind, mutation.get(kind)) for kind in BACKGROUND_BPD}
+    backgrounds = {kind: candidates[key] for kind, key in chosen.items()}
     names = ["mnist-test", *sets]
     x = torch.cat([test, *sets.values()])
-    bounds = np.cumsum([0, len(test), *map(len, sets.values())])
-    part = {name: slice(int(bounds[i]), int(bounds[i + 1])) for i, name in enumerate(names)}
-    scores = all_scores(model, backgrounds, x, center)
-    kinds = [k for k in SCORES if k in scores]
+    part = _parts(names, [len(test), *map(len, sets.values())])
+    scored = all_scores(model, candidates, x)
+    nll, png = scored["nll"], complexity_bits(x, model.config.data_low, model.config.data_high)
+    scores = {"nll": nll, "complexity": nll / math.log(2) - png, "typicality": np.abs(nll - center)}
+    scores.update({kind: scored["ratios"][key][0] for kind, key in chosen.items()})
+    background_nll = {kind: scored["ratios"][key][1] for kind, key in chosen.items()}
     # The Scorer itself on the first batch: the same numbers. (Only a whole batch: a flow's
     # dequantization noise is drawn per batch, so an image's NLL depends on its place in it.)
     first = slice(0, min(len(x), SCORE_BATCH))
@@ -296,31 +370,37 @@ def evaluate(
         s = part[name]
         entry = {
             "n": s.stop - s.start,
-            "bpd": bits_per_dim(scores["nll"][s] / math.log(2)),
+            "bpd": bits_per_dim(nll[s] / math.log(2)),
             **{
-                BACKGROUND_BPD[kind]: bits_per_dim(scores[f"{kind}_background_nll"][s] / math.log(2))
-                for kind in backgrounds
+                BACKGROUND_BPD[kind]: bits_per_dim(values[s] / math.log(2))
+                for kind, values in background_nll.items()
             },
-            "png_bpd": bits_per_dim(scores["png_bits"][s]),
+            "png_bpd": bits_per_dim(png[s]),
         }
         if name != "mnist-test":
-            labels = np.r_[np.zeros(normal.stop - normal.start), np.ones(entry["n"])]
-            entry["auroc"] = {
-                kind: round(
-                    detection_metrics(np.r_[scores[kind][normal], scores[kind][s]], labels)["auroc"], 4
-                )
-                for kind in kinds
-            }
+            entry["auroc"] = {kind: _auroc(values[normal], values[s]) for kind, values in scores.items()}
             # How often an OOD image gets a higher likelihood than the median MNIST test image.
             entry["share_more_likely_than_median_mnist"] = round(
-                float((scores["nll"][s] < np.median(scores["nll"][normal])).mean()), 4
+                float((nll[s] < np.median(nll[normal])).mean()), 4
             )
         per_set[name] = entry
     ood = [n for n in names if n != "mnist-test"]
+    # Every twin on the reported sets too, to show what the validation choice gained or cost.
+    every_mutation = {
+        kind: {
+            f"{rate:g}": min(_auroc(ratio[normal], ratio[part[n]]) for n in ood)
+            for (k, rate), (ratio, _) in scored["ratios"].items()
+            if k == kind
+        }
+        for kind in selection
+    }
     return {
         "val_bpd": round(center / math.log(2) / dims, 4),
+        "twin_mutation": mutation,
+        "twin_selection": selection,
         "sets": per_set,
-        "min_auroc": {kind: min(per_set[n]["auroc"][kind] for n in ood) for kind in kinds},
+        "min_auroc": {kind: min(per_set[n]["auroc"][kind] for n in ood) for kind in scores},
+        "min_auroc_every_twin_mutation": every_mutation,
         "score_seconds": round(time.time() - start, 1),
     }
 
@@ -332,8 +412,12 @@ def main() -> None:
         "--steps", type=int, default=None, help="training steps of every run (default: STEPS)"
     )
     parser.add_argument(
-        "--mutation", type=float, default=0.2, help="noise share of the background runs' data"
+        "--mutation", type=float, default=0.2, help="noise share of the general background's data"
     )
+    parser.add_argument(
+        "--twin-mutations", type=float, nargs="+", default=list(TWIN_MUTATIONS),
+        help="noise shares of the twins the validation set chooses from",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="score existing runs instead of retraining")
     parser.add_argument("--quick", action="store_true", help="smoke test: a few steps and images")
@@ -345,62 +429,64 @@ def main() -> None:
     work = args.work / "quick" if args.quick else args.work
     data = load_dataset("mnist")
     val, test = data.split("val").tensors[0], data.split("test").tensors[0]
-    sets = ood_sets(test, args.seed)
+    sets, validation = ood_sets(test, args.seed), validation_ood(args.seed)
     save_grid(f"{NAME}_sets", torch.cat([test[:10], *(x[:10] for x in sets.values())]), 0, 255, ncol=10)
     if args.quick:
-        val, test, sets = val[:QUICK_N], test[:QUICK_N], {k: v[:QUICK_N] for k, v in sets.items()}
+        val, test = val[:QUICK_N], test[:QUICK_N]
+        sets = {k: v[:QUICK_N] for k, v in sets.items()}
+        validation = {k: v[: QUICK_N // 4] for k, v in validation.items()}
     runs = {}
     for model_name in args.models:
         steps = args.steps or (QUICK_STEPS if args.quick else STEPS[model_name])
         settings = settings_for(steps, args.seed)
-        bg_settings = {**settings, "data.mutation": args.mutation}
         general_steps = QUICK_STEPS if args.quick else GENERAL_STEPS[model_name]
         general = general_settings(general_steps, args.seed, args.mutation)
-        run, bg_run = work / model_name, work / f"{model_name}-background-{args.mutation:g}"
-        general_run = work / f"{model_name}-general-background-{args.mutation:g}"
-        train_unless_reused(model_name, "mnist", run, settings, args.reuse)
-        train_unless_reused(model_name, "mnist", bg_run, bg_settings, args.reuse)
+        run = train_unless_reused(model_name, "mnist", work / model_name, settings, args.reuse)
+        twins = {
+            rate: train_unless_reused(
+                model_name, "mnist", work / f"{model_name}-background-{rate:g}",
+                {**settings, "data.mutation": rate}, args.reuse,
+            )
+            for rate in args.twin_mutations
+        }  # fmt: skip
         images = general_images(work / "general-images", data.split("train").tensors[0], args.seed)
+        general_run = work / f"{model_name}-general-background-{args.mutation:g}"
         train_unless_reused(model_name, str(images), general_run, general, args.reuse)
-        backgrounds = {
-            "likelihood-ratio": [bg_run],
-            "likelihood-ratio-general": [general_run],
-            "likelihood-ratio-mixture": [
-                bg_run,
-                general_run,
-            ],  # `genzoo anomaly --background A --background B`
-        }
         runs[model_name] = {
             "model": model_name,
             "settings": settings,
-            "background_settings": bg_settings,
+            "twin_mutations": args.twin_mutations,
             "general_background_settings": general,
             "steps": steps,
             "train_seconds": logged_train_seconds(run),
-            "background_train_seconds": logged_train_seconds(bg_run),
+            "twin_train_seconds": {f"{rate:g}": logged_train_seconds(path) for rate, path in twins.items()},
             "general_background_train_seconds": logged_train_seconds(general_run),
-            **evaluate(run, backgrounds, val, test, sets),
+            **evaluate(run, twins, general_run, val, test, sets, validation),
         }
-        print(model_name, runs[model_name]["min_auroc"], flush=True)
-        save(name, result(runs if args.quick else {**earlier_runs(name), **runs}, sets))
+        print(model_name, runs[model_name]["twin_mutation"], runs[model_name]["min_auroc"], flush=True)
+        save(name, result(runs if args.quick else {**earlier_runs(name), **runs}, sets, validation))
 
 
-def result(runs: dict, sets: dict) -> dict:
+def result(runs: dict, sets: dict, validation: dict) -> dict:
     return {
-        "command": "genzoo train MODEL --data mnist --out R [--set data.mutation=0.2 for the background]; "
-        "scores as `genzoo anomaly R --score S [--background B]`, AUROC of MNIST test (0) vs each set (1)",
+        "command": "genzoo train MODEL --data mnist --out R [--set data.mutation=M for a twin]; "
+        "scores as `genzoo anomaly R --score S [--background B ...]`, AUROC of MNIST test (0) vs each set (1)",
         "in_distribution": "MNIST-10k test split (1000); trained on its train split (8000), typicality "
         "centred on its val split (1000)",
         "sets": {k: {"n": len(v), "how": SETS[k]} for k, v in sets.items()},
+        "validation": "the twin's mutation is chosen per ratio on MNIST val (0) against "
+        f"{sum(map(len, validation.values()))} crops of scikit-image's {', '.join(validation)} (1, in no "
+        "reported set): the highest worst-picture AUROC",
         "scores": {
             "nll": "-log p(x), nats (flows: the uniform-dequantization bound)",
             "complexity": "nll in bits - bits of a lossless PNG (Serra et al. 2020)",
             "typicality": "|nll - mean val nll| (Nalisnick et al. 2019b)",
-            "likelihood-ratio": "nll - nll of the background run, trained on mutated data (Ren et al. 2019)",
+            "likelihood-ratio": "nll - nll of a twin trained on mutated data (Ren et al. 2019)",
             "likelihood-ratio-general": "nll - nll of a general background, trained on the MNIST training "
-            "images and 10,000 crops of scikit-learn's two sample photos, mutated as above (a general-domain "
+            "images and 10,000 crops of scikit-learn's two sample photos, mutated 20% (a general-domain "
             "background as in Schirrmeister et al. 2020)",
-            "likelihood-ratio-mixture": "nll - nll of the two backgrounds' equal mixture, -log (p_bg + p_general) / 2",
+            "likelihood-ratio-mixture": "nll - nll of the twin's and the general background's equal mixture, "
+            "-log (p_twin + p_general) / 2",
         },
         "goal": "every correction's AUROC above 0.95 on every set; raw nll expected below 0.5 on some",
         "runs": runs,
