@@ -10,7 +10,10 @@ Each model trains on the shuffled 80% train split (`genzoo train MODEL --data D`
 windows as the data has; both scores compare them with all the real windows, as the paper does:
 
 - discriminative score: a 2-layer GRU classifier trained to tell real from synthetic windows on 80%
-  of each, |accuracy - 0.5| on the other 20% (0 is best);
+  of each, |accuracy - 0.5| on the other 20% (0 is best); `papers_discriminative_score` is the same
+  with the paper's own classifier, one GRU layer of F // 2 units (2 on sines, 3 on stocks), the one
+  both anchors were measured with (Diffusion-TS reuses TimeGAN's metric code): ours, 2 layers of 4
+  units, tells more apart, so the goal is judged like with like, and both are reported;
 - predictive score: a GRU trained on the synthetic windows to predict the last feature one step ahead
   from the others, its mean absolute error on the real windows (lower is better; the paper's
   "real data" row trains it on the real windows).
@@ -55,8 +58,13 @@ def all_windows(data) -> torch.Tensor:
 def scores(real: torch.Tensor, synthetic: torch.Tensor, repeats: int, quick: bool) -> dict:
     few = {"iterations": 50} if quick else {}
     start = time.perf_counter()
+    papers = discriminative_score(
+        real, synthetic, repeats=repeats, layers=1, hidden_size=max(real.shape[2] // 2, 1), **few
+    )
     out = {
         **discriminative_score(real, synthetic, repeats=repeats, **few),
+        "papers_discriminative_score": papers["discriminative_score"],
+        "papers_discriminative_score_std": papers["discriminative_score_std"],
         **predictive_score(real, synthetic, repeats=repeats, **few),
     }
     out["score_seconds"] = round(time.perf_counter() - start, 1)
@@ -123,21 +131,26 @@ def main() -> None:
                 runs = {**earlier_runs(name), **runs}
             panels[f"{data_name} {model_name}"] = (real, synthetic)
             print(f"{data_name} {model_name}: discriminative {row['discriminative_score']:.4f} "
-                  f"+- {row['discriminative_score_std']:.4f}, predictive {row['predictive_score']:.4f} "
-                  f"+- {row['predictive_score_std']:.4f}", flush=True)  # fmt: skip
+                  f"+- {row['discriminative_score_std']:.4f} (the paper's classifier "
+                  f"{row['papers_discriminative_score']:.4f} +- {row['papers_discriminative_score_std']:.4f}), "
+                  f"predictive {row['predictive_score']:.4f} +- {row['predictive_score_std']:.4f}", flush=True)  # fmt: skip
             save(name, {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "anchors": ANCHORS,
                         "runs": runs})  # fmt: skip
     if panels and not args.quick:
         plot(panels, RESULTS / f"{NAME}.png")
     if not args.quick:
         runs = {**earlier_runs(name), **runs}
-    best = {
-        d: min((r for r in runs.values() if r["data"] == d and r["model"] != "real data"),
-               key=lambda r: r["discriminative_score"], default=None)
-        for d in sorted({r["data"] for r in runs.values()})
+    # Like with like: the anchors' classifier (the paper's); ours, stricter, beside it.
+    generators = [r for r in runs.values() if r["model"] != "real data"]
+    goal = {
+        classifier: {
+            d: any(r["data"] == d and r.get(key, 1.0) < ANCHORS["Diffusion-TS"][d]["discriminative"]
+                   for r in generators)
+            for d in sorted({r["data"] for r in generators})
+        }
+        for classifier, key in (("papers_classifier", "papers_discriminative_score"),
+                                ("our_classifier", "discriminative_score"))
     }  # fmt: skip
-    goal = {d: r is not None and r["discriminative_score"] < ANCHORS["Diffusion-TS"][d]["discriminative"]
-            for d, r in best.items()}  # fmt: skip
     save(name, {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "anchors": ANCHORS, "runs": runs,
                 "goal_below_diffusion_ts": goal})  # fmt: skip
 

@@ -183,6 +183,23 @@ def test_discriminative_score_clearly_different_is_near_half():
     assert result["discriminative_score"] > 0.4
 
 
+def test_discriminative_score_papers_classifier_is_one_layer_of_half_the_features():
+    real, other = _sines(60, seed=0), _sines(60, seed=1)
+    seen = []
+    original = timeseries._SideBySide.__init__
+
+    def spy(self, inputs, hidden, layers, generators):
+        seen.append((hidden, layers))
+        original(self, inputs, hidden, layers, generators)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timeseries._SideBySide, "__init__", spy)
+        papers = discriminative_score(real, other, repeats=1, iterations=5, layers=1, hidden_size=1)
+        ours = discriminative_score(real, other, repeats=1, iterations=5)
+    assert seen == [(1, 1), (4, 2)]  # 3 features: the paper's 3 // 2 = 1 unit; ours 2 layers of 4
+    assert 0 <= papers["discriminative_score"] <= 0.5 and 0 <= ours["discriminative_score"] <= 0.5
+
+
 def test_discriminative_score_repeats_seeds_and_progress(monkeypatch):
     real, other = _sines(60, seed=0), _sines(80, seed=1)  # unequal sizes: 60 of each are used
     calls = []
@@ -234,6 +251,7 @@ def test_predictive_score_univariate_is_one_step_ahead():
         (lambda w: discriminative_score(w[0], w[0], iterations=1), "(N, L, F)"),
         (lambda w: discriminative_score(w, w, repeats=0), "repeats"),
         (lambda w: predictive_score(w, w, iterations=1, hidden_size=0), "hidden_size"),
+        (lambda w: discriminative_score(w, w, iterations=1, layers=0), "layers"),
     ],
 )
 def test_bad_windows_raise(call, message):
