@@ -104,12 +104,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     name = NAME + ("_quick" if args.quick else "")
-    runs = {} if args.quick else earlier_runs(name)
+    # The rows this invocation measures; the saved file keeps every other row as a concurrent or
+    # earlier invocation (the other data set) left it.
+    mine: dict = {}
     panels = {}
     for data_name in [] if args.summarize else args.data:
         data = load_dataset(data_name, **({"n": 500} if args.quick and data_name == "sines" else {}))
         real = all_windows(data)
-        runs[f"real/{data_name}"] = {"data": data_name, "model": "real data",
+        mine[f"real/{data_name}"] = {"data": data_name, "model": "real data",
                                      **predictive_score(real, real, repeats=args.repeats,
                                                         **({"iterations": 50} if args.quick else {}))}  # fmt: skip
         for model_name in args.models:
@@ -126,9 +128,8 @@ def main() -> None:
             row = {"data": data_name, "model": model_name, "steps": steps,
                    "train_seconds": logged_train_seconds(run), "sample_seconds": round(sample_seconds, 1),
                    "windows": len(real), **scores(real, synthetic, args.repeats, args.quick)}  # fmt: skip
-            runs[f"{model_name}/{data_name}"] = row
-            if not args.quick:  # keep what a concurrent invocation (the other data set) saved meanwhile
-                runs = {**earlier_runs(name), **runs}
+            mine[f"{model_name}/{data_name}"] = row
+            runs = mine if args.quick else {**earlier_runs(name), **mine}
             panels[f"{data_name} {model_name}"] = (real, synthetic)
             print(f"{data_name} {model_name}: discriminative {row['discriminative_score']:.4f} "
                   f"+- {row['discriminative_score_std']:.4f} (the paper's classifier "
@@ -138,8 +139,7 @@ def main() -> None:
                         "runs": runs})  # fmt: skip
     if panels and not args.quick:
         plot(panels, RESULTS / f"{NAME}.png")
-    if not args.quick:
-        runs = {**earlier_runs(name), **runs}
+    runs = mine if args.quick else {**earlier_runs(name), **mine}
     # Like with like: the anchors' classifier (the paper's); ours, stricter, beside it.
     generators = [r for r in runs.values() if r["model"] != "real data"]
     goal = {
