@@ -39,6 +39,7 @@ from genzoo.metrics.timeseries import discriminative_score, predictive_score
 from genzoo.models import load
 
 NAME = "timeseries_generation"
+PROTOCOL = __doc__.split("\n\n")[2].replace("\n", " ")  # the data paragraph, saved with the results
 ANCHORS = {
     "TimeGAN": {"sines": {"discriminative": 0.011, "predictive": 0.093},
                 "stocks": {"discriminative": 0.102, "predictive": 0.038}},
@@ -108,6 +109,10 @@ def main() -> None:
     # earlier invocation (the other data set) left it.
     mine: dict = {}
     panels = {}
+
+    def saved_runs() -> dict:
+        return mine if args.quick else {**earlier_runs(name), **mine}
+
     for data_name in [] if args.summarize else args.data:
         data = load_dataset(data_name, **({"n": 500} if args.quick and data_name == "sines" else {}))
         real = all_windows(data)
@@ -129,17 +134,15 @@ def main() -> None:
                    "train_seconds": logged_train_seconds(run), "sample_seconds": round(sample_seconds, 1),
                    "windows": len(real), **scores(real, synthetic, args.repeats, args.quick)}  # fmt: skip
             mine[f"{model_name}/{data_name}"] = row
-            runs = mine if args.quick else {**earlier_runs(name), **mine}
             panels[f"{data_name} {model_name}"] = (real, synthetic)
             print(f"{data_name} {model_name}: discriminative {row['discriminative_score']:.4f} "
                   f"+- {row['discriminative_score_std']:.4f} (the paper's classifier "
                   f"{row['papers_discriminative_score']:.4f} +- {row['papers_discriminative_score_std']:.4f}), "
                   f"predictive {row['predictive_score']:.4f} +- {row['predictive_score_std']:.4f}", flush=True)  # fmt: skip
-            save(name, {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "anchors": ANCHORS,
-                        "runs": runs})  # fmt: skip
+            save(name, {"protocol": PROTOCOL, "anchors": ANCHORS, "runs": saved_runs()})
     if panels and not args.quick:
         plot(panels, RESULTS / f"{NAME}.png")
-    runs = mine if args.quick else {**earlier_runs(name), **mine}
+    runs = saved_runs()
     # Like with like: the anchors' classifier (the paper's); ours, stricter, beside it.
     generators = [r for r in runs.values() if r["model"] != "real data"]
     goal = {
@@ -151,8 +154,7 @@ def main() -> None:
         for classifier, key in (("papers_classifier", "papers_discriminative_score"),
                                 ("our_classifier", "discriminative_score"))
     }  # fmt: skip
-    save(name, {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "anchors": ANCHORS, "runs": runs,
-                "goal_below_diffusion_ts": goal})  # fmt: skip
+    save(name, {"protocol": PROTOCOL, "anchors": ANCHORS, "runs": runs, "goal_below_diffusion_ts": goal})
 
 
 if __name__ == "__main__":

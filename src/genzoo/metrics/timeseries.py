@@ -264,7 +264,7 @@ def discriminative_score(
 
     Each repeat draws the same number of real and synthetic windows, min(len(real), len(synthetic))
     (a seeded subsample of the larger set: with unequal sets, guessing the larger class alone would
-    beat 0.5), splits each 80/20, trains a 2-layer GRU classifier with Adam for `iterations` steps of
+    beat 0.5), splits each 80/20, trains a GRU classifier of `layers` layers with Adam for `iterations` steps of
     `batch_size` real plus `batch_size` synthetic windows, and scores it on the held-out windows of
     both kinds. 0 means the classifier could not tell them apart; 0.5 means it always could.
     TimeGAN's classifier has one GRU layer of F // 2 units; ours has `layers` (two) of at least 4
