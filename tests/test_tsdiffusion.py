@@ -3,6 +3,7 @@ x_0 -> noise conversion is the schedule's own inverse, saving round-trips, bad o
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -158,3 +159,72 @@ def test_wrong_shapes_and_modalities_are_user_errors():
     image = DataInfo(name="digits", modality="image", shape=(1, 8, 8), levels=17, low=0.0, high=16.0)
     with pytest.raises(GenzooError, match="handles time series"):
         DiffusionTS.for_data(image)
+
+
+def test_unfitted_covariance_preconditioning_is_the_scalar_one():
+    # Before `prepare` the directions are the identity and every power sigma_data^2.
+    fitted, scalar = tiny(covariance=True), tiny(covariance=False)
+    scalar.load_state_dict(fitted.state_dict(), strict=False)
+    x_t, index = torch.randn(8, 12, 3), torch.arange(0, 48, 6)
+    with torch.no_grad():
+        assert torch.allclose(fitted.denoise(x_t, index), scalar.denoise(x_t, index), atol=1e-6)
+
+
+def test_covariance_preconditioning_is_the_wiener_filter():
+    """With the network's output zeroed, x0_theta is the best linear guess of x_0 from x_t for data
+    of second moment S (per feature): sqrt(abar) S (abar S + (1 - abar) I)^-1 x_t."""
+    model = tiny(covariance=True)
+    generator = torch.Generator().manual_seed(0)
+    steps = torch.arange(12.0)
+    smooth = torch.exp(-((steps[:, None] - steps[None]) ** 2) / 8) + 0.05 * torch.eye(12)  # (L, L)
+    z = torch.einsum(
+        "ij,njf->nif", torch.linalg.cholesky(smooth), torch.randn(4000, 12, 3, generator=generator)
+    )
+    model.prepare((z + 1) / 2)  # internal units are 2x - 1 for data in [0, 1]
+    second = torch.einsum("nif,njf->fij", z.double(), z.double()) / len(z)  # (F, L, L)
+    fitted = model.components @ torch.diag_embed(model.power.T) @ model.components.transpose(1, 2)
+    assert torch.allclose(fitted.double(), second, atol=1e-4)
+    for layer in (model.net.residual, model.net.coefficients):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    x_t, index = torch.randn(6, 12, 3, generator=generator), torch.tensor([0, 1, 5, 20, 35, 49])
+    with torch.no_grad():
+        got = model.denoise(x_t, index)
+    abar = model.schedule.alphas_cumprod[index].double()
+    for b in range(len(index)):
+        for f in range(3):
+            system = abar[b] * second[f] + (1 - abar[b]) * torch.eye(12, dtype=torch.float64)
+            want = abar[b].sqrt() * second[f] @ torch.linalg.solve(system, x_t[b, :, f].double())
+            assert torch.allclose(got[b, :, f].double(), want, atol=1e-4), (b, f)
+
+
+def test_covariance_preconditioning_keeps_noise_out_of_smooth_series():
+    # At low noise the scalar skip passes x_t's rough noise on and leaves the network to cancel it;
+    # the fitted one passes only the directions the sines have power in.
+    x0 = tiny_sines(2000)
+    fitted, scalar = tiny(covariance=True), tiny(covariance=False)
+    fitted.prepare(x0)
+    for model in (fitted, scalar):
+        for layer in (model.net.residual, model.net.coefficients):
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    clean = fitted._internal(x0)
+    index = torch.full((len(x0),), 1)
+    x_t = fitted.schedule.q_sample(
+        clean, index, torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    )
+    with torch.no_grad():
+        errors = [(model.denoise(x_t, index) - clean).pow(2).mean() for model in (fitted, scalar)]
+    assert errors[0] < 0.2 * errors[1]
+
+
+def test_runs_saved_before_covariance_load_with_the_scalar_preconditioning(tmp_path):
+    model = tiny(covariance=False)
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["config"]["covariance"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = load(tmp_path)
+    assert loaded.config.covariance is False
+    x = torch.rand(2, 12, 3)
+    assert torch.equal(model.anomaly_score(x, "denoising"), loaded.anomaly_score(x, "denoising"))
