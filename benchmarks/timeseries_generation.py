@@ -59,17 +59,21 @@ def all_windows(data) -> torch.Tensor:
     return torch.cat([data.split(s).tensors[0] for s in data.split_names])
 
 
+def few(quick: bool) -> dict:
+    """The metrics' options for a --quick smoke test: a few classifier/predictor iterations."""
+    return {"iterations": 50} if quick else {}
+
+
 def scores(real: torch.Tensor, synthetic: torch.Tensor, repeats: int, quick: bool) -> dict:
-    few = {"iterations": 50} if quick else {}
     start = time.perf_counter()
     papers = discriminative_score(
-        real, synthetic, repeats=repeats, layers=1, hidden_size=max(real.shape[2] // 2, 1), **few
+        real, synthetic, repeats=repeats, layers=1, hidden_size=max(real.shape[2] // 2, 1), **few(quick)
     )
     out = {
-        **discriminative_score(real, synthetic, repeats=repeats, **few),
+        **discriminative_score(real, synthetic, repeats=repeats, **few(quick)),
         "papers_discriminative_score": papers["discriminative_score"],
         "papers_discriminative_score_std": papers["discriminative_score_std"],
-        **predictive_score(real, synthetic, repeats=repeats, **few),
+        **predictive_score(real, synthetic, repeats=repeats, **few(quick)),
     }
     out["score_seconds"] = round(time.perf_counter() - start, 1)
     return out
@@ -96,11 +100,10 @@ def sines_diagnosis(real: torch.Tensor, synthetic: torch.Tensor, repeats: int, q
     freq, phase = sine_fit(synthetic)
     steps = torch.arange(synthetic.shape[1], dtype=torch.float32)[None, :, None]
     fresh = torch.rand(freq.shape, generator=torch.Generator().manual_seed(0)) * 0.1
-    few = {"iterations": 50} if quick else {}
     out = {}
     for name, f in (("exact_sines", freq), ("exact_sines_true_frequencies", fresh)):
         windows = (torch.sin(f[:, None, :] * steps + phase[:, None, :]) + 1) / 2
-        out[name] = discriminative_score(real, windows, repeats=repeats, **few)["discriminative_score"]
+        out[name] = discriminative_score(real, windows, repeats=repeats, **few(quick))["discriminative_score"]
     return out
 
 
@@ -150,7 +153,7 @@ def main() -> None:
         real = all_windows(data)
         mine[f"real/{data_name}"] = {"data": data_name, "model": "real data",
                                      **predictive_score(real, real, repeats=args.repeats,
-                                                        **({"iterations": 50} if args.quick else {}))}  # fmt: skip
+                                                        **few(args.quick))}  # fmt: skip
         if data_name == "sines":
             # The metric's floor: a perfect generator, TimeGAN's own with another seed, scored the same way.
             fresh = all_windows(load_dataset("sines", seed=1, **({"n": 500} if args.quick else {})))

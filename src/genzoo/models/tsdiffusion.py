@@ -62,7 +62,7 @@ from genzoo.progress import track
 from genzoo.samplers import DENOISING_LEVELS, NoiseSchedule, sampler_spec
 
 SAMPLE_CHUNK = 1000  # windows per network call while sampling: bounds the activations' memory
-POWER_FLOOR = 1e-6  # least power per frequency (internal units): keeps c_out > 0 for every frequency
+POWER_FLOOR = 1e-6  # least power per direction (internal units): keeps c_out > 0 along every one
 
 
 @dataclass
@@ -109,6 +109,17 @@ def basis(length: int, trend_degree: int, harmonics: int) -> torch.Tensor:
     if not columns:
         return torch.zeros(length, 0)
     return torch.stack(columns, 1).float()
+
+
+def preconditioning_scales(
+    abar: torch.Tensor, power: torch.Tensor, second_moment: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Karras et al.'s c_skip, c_out and c_in at abar_t for data of `power` along each direction
+    (one number: every direction alike) and `second_moment` per value: c_skip x_t is the best linear
+    guess of x_0, c_out the std of what it misses, c_in scales x_t to unit variance."""
+    noise = 1 - abar
+    total = abar * power + noise  # the power of x_t along each direction
+    return abar.sqrt() * power / total, (noise * power / total).sqrt(), (abar * second_moment + noise).rsqrt()
 
 
 class SeriesDenoiser(nn.Module):
@@ -238,11 +249,9 @@ class DiffusionTS(SeriesModel):
         abar = self.schedule._at(self.schedule.alphas_cumprod, index, x_t)
         if self.config.covariance:
             return self._covariance_denoise(x_t, index, abar)
-        var = self.config.sigma_data**2
-        total = abar * var + (1 - abar)  # the variance of x_t
-        c_skip = abar.sqrt() * var / total
-        c_out = (1 - abar).sqrt() * self.config.sigma_data / total.sqrt()
-        return c_skip * x_t + c_out * self.net(x_t / total.sqrt(), index)
+        var = torch.tensor(self.config.sigma_data**2, device=x_t.device)
+        c_skip, c_out, c_in = preconditioning_scales(abar, var, var)
+        return c_skip * x_t + c_out * self.net(c_in * x_t, index)
 
     def _covariance_denoise(self, x_t: torch.Tensor, index: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
         """The same preconditioning per principal direction of the data: along a direction of power
@@ -250,12 +259,9 @@ class DiffusionTS(SeriesModel):
         (together, the Wiener filter for data of that second moment). Where the data has no power
         (the rough directions of smooth series) both vanish, so x_t's noise there never enters
         x0_theta and the network need not cancel it."""
-        power, noise = self.power, 1 - abar
-        total = abar * power + noise  # (B, L, F): the power of x_t along each direction
-        c_skip = abar.sqrt() * power / total
-        c_out = (noise * power / total).sqrt()
-        second_moment = power.sum(0).mean() / self.shape[0]  # per value
-        out = self.net(x_t / (abar * second_moment + noise).sqrt(), index)
+        second_moment = self.power.sum(0).mean() / self.shape[0]  # per value
+        c_skip, c_out, c_in = preconditioning_scales(abar, self.power, second_moment)
+        out = self.net(c_in * x_t, index)
         along = lambda x: torch.einsum("blf,flk->bkf", x, self.components)  # noqa: E731
         mixed = c_skip * along(x_t) + c_out * along(out)
         return torch.einsum("bkf,flk->blf", mixed, self.components)
